@@ -1,0 +1,3 @@
+from multitalk_desktop.cli import main
+
+raise SystemExit(main())
