@@ -1,0 +1,30 @@
+"""Which engine a runner gets. The real one is imported lazily (it pulls in torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multitalk_desktop.engine.protocol import Engine
+from multitalk_desktop.errors import MultiTalkError
+
+ENGINE_KINDS = ("real", "test")
+
+
+def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "auto",
+                profile: str = "auto", step_seconds: float = 0.0) -> Engine:
+    """`test`: the torch-free fake engine (tests only; every job it touches says so).
+    `real`: MultiTalk on diffusers, loaded once from `models_dir`."""
+    if kind == "test":
+        from multitalk_desktop.engine.test_engine import TestEngine
+
+        return TestEngine(step_seconds=step_seconds)
+    if kind != "real":
+        raise MultiTalkError(f"Unknown engine kind {kind!r}; choose one of {', '.join(ENGINE_KINDS)}.")
+    try:
+        from multitalk_desktop.engine.engine import MultiTalkEngine
+    except ImportError as err:
+        raise MultiTalkError(
+            "The MultiTalk engine is not available in this build, so real jobs cannot run yet "
+            f"({err}).",
+            "Queued jobs stay queued; run them with a build that includes the engine.") from err
+    return MultiTalkEngine.load(models_dir, profile=profile, device=device)
