@@ -1,15 +1,95 @@
-"""Placeholder until its issue lands: the command exists and says it is not built yet."""
+"""`multitalk-desktop worker [--once]`: run queued jobs headless (one worker per GPU).
+
+Exit codes: 0 every job it ran completed (or was cancelled), 1 a job failed or the engine could not
+be loaded, 130 stopped by Ctrl+C or SIGTERM (the running job is marked interrupted).
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    from multitalk_desktop.jobs.cli_support import add_engine_arguments
+
+    parser.add_argument("--once", action="store_true", help="drain the queue, then exit")
+    parser.add_argument("--idle-wait", type=float, default=1.0, metavar="S",
+                        help="seconds between looks at an empty queue (default 1)")
+    add_engine_arguments(parser)
+
+
+class _PrintListener:
+    """One line when a job starts, at each new clip or phase, and when it ends."""
+
+    def __init__(self) -> None:
+        self._last: tuple = ()
+
+    def job_started(self, job) -> None:
+        print(f"{job.id[:8]} started (attempt {job.attempts})", file=sys.stderr, flush=True)
+
+    def job_progress(self, job_id, event) -> None:
+        key = (event.phase, event.clip)
+        if key != self._last:
+            self._last = key
+            where = f" clip {event.clip}/{event.clips}" if event.clips else ""
+            print(f"{job_id[:8]} {event.phase}{where} {event.percent:.0f}%", file=sys.stderr, flush=True)
+
+    def job_finished(self, job) -> None:
+        tail = job.output or job.error or ""
+        print(f"{job.id[:8]} {job.state} {tail}".rstrip(), file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("multitalk-desktop worker: not built yet in this version.", file=sys.stderr)
-    return 1
+    from multitalk_desktop.config import load_context
+    from multitalk_desktop.errors import MultiTalkError
+    from multitalk_desktop.jobs.cli_support import EXIT_FAILED, EXIT_OK
+    from multitalk_desktop.jobs.engines import make_engine
+    from multitalk_desktop.jobs.queue import JobQueue
+    from multitalk_desktop.jobs.runner import Runner
+
+    ctx = load_context()
+    models = args.models or str(ctx.models_dir)
+    device = args.device or ctx.settings.device
+    profile = args.profile or ctx.settings.profile
+    kind = "test" if args.test_engine else "real"
+    if args.test_engine:
+        print("worker: using the TEST engine (fake videos, for tests only).", file=sys.stderr)
+
+    def factory():
+        return make_engine(kind, models, device=device, profile=profile, step_seconds=args.test_step_seconds)
+
+    def on_sigterm(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    failed = 0
+    with JobQueue(ctx) as queue:
+        runner = Runner(queue, factory, listener=_PrintListener())
+        try:
+            if args.once:
+                jobs = runner.drain()
+                failed = sum(1 for j in jobs if j.state == "failed")
+                print(f"worker: ran {len(jobs)} job(s), {failed} failed.", file=sys.stderr)
+            else:
+                print(f"worker {runner.worker_id}: waiting for jobs (Ctrl+C to stop).", file=sys.stderr)
+                stop = threading.Event()
+                while not stop.is_set():
+                    job = runner.run_next()
+                    if job is None:
+                        stop.wait(args.idle_wait)
+                    elif job.state == "failed":
+                        failed += 1
+        except MultiTalkError as err:
+            print(err.user_text(), file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            print("worker: stopped.", file=sys.stderr)
+            return 130
+        finally:
+            runner.close()
+    return EXIT_FAILED if failed else EXIT_OK
