@@ -87,7 +87,7 @@ class JobForm(QWidget):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.random_seed_button = QToolButton()
-        self.random_seed_button.setText("🎲")
+        self.random_seed_button.setText("Random")
         self.random_seed_button.setToolTip("Pick a random seed")
         self.text_guidance_spin = QDoubleSpinBox()
         self.audio_guidance_spin = QDoubleSpinBox()
