@@ -1,0 +1,262 @@
+"""Load every model of a models folder onto a device.
+
+Safetensors are memory-mapped and copied tensor by tensor to their device and dtype: the backbone
+is built on the meta device (no random init, no RAM for weights), then each tensor is read from its
+shard with `safe_open` and placed, so nothing is held whole in RAM twice. The folder is checked
+first (cheap: presence, sizes, safetensors headers) so a missing or damaged file gives an error
+that names it instead of a stack trace from deep inside a library.
+
+`load_transformer_official` is the hook for importing an existing official MultiTalk install (the
+original-format Wan folder with its 7 shards plus multitalk.safetensors): same model, keys renamed
+by weights.convert_official_backbone_keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multitalk_desktop.engine.devices import DevicePlan
+from multitalk_desktop.engine.manifest import (
+    FAST_LORA_FILE,
+    LORA_FOLDER,
+    MULTITALK_CONFIG,
+    MULTITALK_FILE,
+    MULTITALK_FOLDER,
+    WAN_FOLDER,
+    WAV2VEC_FOLDER,
+)
+from multitalk_desktop.errors import ModelFilesError
+
+# A backbone wider than this is "real-sized" (the CPU warning then matters).
+REAL_MODEL_MIN_DIM = 1024
+# Checkpoint keys diffusers itself ignores when loading Wan.
+IGNORED_KEYS = re.compile(r"(^|\.)norm_added_q\.")
+
+
+@dataclass
+class LoadedModels:
+    transformer: Any  # MultiTalkTransformer3DModel
+    vae: Any  # AutoencoderKLWan
+    text_encoder: Any  # UMT5EncoderModel
+    tokenizer: Any
+    image_encoder: Any  # CLIPVisionModel
+    wav2vec: Any  # MultiTalkWav2Vec2Model
+    wav2vec_settings: dict
+    plan: DevicePlan
+    root: Path
+    lora_path: Path | None = None  # the fast-mode LoRA, when present
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def real_sized(self) -> bool:
+        return self.transformer.config.num_attention_heads * self.transformer.config.attention_head_dim >= REAL_MODEL_MIN_DIM
+
+
+def load_all(
+    root: Path, plan: DevicePlan, on_component: Callable[[str], None] | None = None
+) -> LoadedModels:
+    """Check the folder, then load each component (`on_component(name)` before each)."""
+    from multitalk_desktop.engine.model_files import require_models
+
+    root = Path(root).expanduser()
+    require_models(root)
+    wan = root / WAN_FOLDER
+
+    def step(name: str) -> None:
+        if on_component:
+            on_component(name)
+
+    step("transformer")
+    transformer = guard(lambda: load_transformer(root, plan), "the backbone or the MultiTalk adapter")
+    step("text encoder")
+    tokenizer, text_encoder = guard(lambda: load_text_encoder(wan, plan), "the UMT5 text encoder")
+    step("image encoder")
+    image_encoder = guard(lambda: load_image_encoder(wan, plan), "the CLIP image encoder")
+    step("vae")
+    vae = guard(lambda: load_vae(wan, plan), "the VAE")
+    step("audio encoder")
+    wav2vec, settings = guard(lambda: load_wav2vec(root / WAV2VEC_FOLDER, plan), "chinese-wav2vec2-base")
+    lora = root / LORA_FOLDER / FAST_LORA_FILE
+    return LoadedModels(
+        transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
+        image_encoder=image_encoder, wav2vec=wav2vec, wav2vec_settings=settings, plan=plan,
+        root=root, lora_path=lora if lora.is_file() else None,
+    )
+
+
+def guard(load: Callable[[], Any], what: str) -> Any:
+    """Library errors while loading (a damaged tensor, a config that does not fit) become a
+    ModelFilesError naming the component; out-of-memory passes through to the caller."""
+    from multitalk_desktop.engine.devices import is_oom
+
+    try:
+        return load()
+    except ModelFilesError:
+        raise
+    except Exception as err:
+        if is_oom(err) or isinstance(err, MemoryError):
+            raise
+        raise ModelFilesError(
+            f"Could not load {what}: {type(err).__name__}: {err}",
+            "Run `multitalk-desktop models check --deep` to find the damaged file, then download it again.",
+        ) from err
+
+
+# ---------------------------------------------------------------- the backbone + adapter
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text("utf-8"))
+
+
+def transformer_config(root: Path) -> dict:
+    """diffusers backbone config + the adapter's sizes (MeiGen-MultiTalk/config.json, optional:
+    the real sizes are the model's defaults)."""
+    cfg = {k: v for k, v in read_json(root / WAN_FOLDER / "transformer" / "config.json").items()
+           if not k.startswith("_")}
+    adapter = root / MULTITALK_FOLDER / MULTITALK_CONFIG
+    if adapter.is_file():
+        cfg.update({k: v for k, v in read_json(adapter).items() if not k.startswith("_")})
+    if "patch_size" in cfg:
+        cfg["patch_size"] = tuple(cfg["patch_size"])
+    return cfg
+
+
+def shard_files(folder: Path, index_name: str, single_name: str) -> list[Path]:
+    index = folder / index_name
+    if index.is_file():
+        return [folder / name for name in sorted(set(read_json(index)["weight_map"].values()))]
+    return [folder / single_name]
+
+
+def iter_tensors(files: Iterable[Path], rename: Callable[[str], str] | None = None) -> Iterator[tuple[str, Any, Path]]:
+    """(name, tensor, file) one tensor at a time from memory-mapped safetensors."""
+    from safetensors import safe_open
+
+    for path in files:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            for key in fh.keys():
+                yield (rename(key) if rename else key), fh.get_tensor(key), path
+
+
+def empty_transformer(config: dict):
+    from accelerate import init_empty_weights
+
+    from multitalk_desktop.engine.transformer import MultiTalkTransformer3DModel
+
+    with init_empty_weights():
+        return MultiTalkTransformer3DModel(**config)
+
+
+def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: DevicePlan) -> None:
+    """Place every tensor on its device in its dtype (fp32 for the modules the model keeps in
+    fp32), then check that no parameter was left unloaded and no tensor was left over."""
+    import torch
+    from accelerate.utils import set_module_tensor_to_device
+
+    expected = dict(model.named_parameters())
+    keep_fp32 = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    unexpected: list[str] = []
+    loaded: set[str] = set()
+    for name, tensor, path in tensors:
+        if name not in expected:
+            if not IGNORED_KEYS.search(name):
+                unexpected.append(f"{name} (in {path.name})")
+            continue
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ModelFilesError(
+                f"{path.name}: tensor {name} has shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(expected[name].shape)}.",
+                "The model files do not belong together (a different model size or version).",
+            )
+        dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
+        set_module_tensor_to_device(model, name, plan.device, value=tensor, dtype=dtype)
+        loaded.add(name)
+    missing = sorted(set(expected) - loaded)
+    if missing or unexpected:
+        raise ModelFilesError(
+            f"The transformer weights do not match the model: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}).",
+            "Check that the backbone shards and MeiGen-MultiTalk/multitalk.safetensors are complete "
+            "and of the same model.",
+        )
+    # Buffers (RoPE tables) were built for real on the CPU; move them along.
+    model.to(plan.device)
+    model.eval().requires_grad_(False)
+
+
+def load_transformer(root: Path, plan: DevicePlan):
+    """diffusers-format backbone shards + official-named multitalk.safetensors -> one model."""
+    model = empty_transformer(transformer_config(root))
+    folder = root / WAN_FOLDER / "transformer"
+    files = shard_files(folder, "diffusion_pytorch_model.safetensors.index.json",
+                        "diffusion_pytorch_model.safetensors")
+    files.append(root / MULTITALK_FOLDER / MULTITALK_FILE)
+    fill_from_tensors(model, iter_tensors(files), plan)
+    return model
+
+
+def load_transformer_official(wan_dir: Path, multitalk_file: Path, plan: DevicePlan, adapter_config: dict | None = None):
+    """Import hook for an official install: `wan_dir` holds the original WanModel config.json and
+    diffusion_pytorch_model-0000N-of-00007.safetensors (with their index); keys are renamed to
+    diffusers' names, the audio keys pass unchanged."""
+    from multitalk_desktop.engine.weights import (
+        convert_official_backbone_keys,
+        model_config_from_official,
+    )
+
+    config = model_config_from_official({**read_json(wan_dir / "config.json"), **(adapter_config or {})})
+    model = empty_transformer(config)
+    files = shard_files(wan_dir, "diffusion_pytorch_model.safetensors.index.json",
+                        "diffusion_pytorch_model.safetensors")
+    files = [f for f in files if f.name != MULTITALK_FILE] + [Path(multitalk_file)]
+
+    def rename(key: str) -> str:
+        return next(iter(convert_official_backbone_keys({key: None})))
+
+    fill_from_tensors(model, iter_tensors(files, rename), plan)
+    return model
+
+
+# ---------------------------------------------------------------- the other models
+
+
+def load_text_encoder(wan: Path, plan: DevicePlan):
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(wan / "tokenizer"))
+    model = UMT5EncoderModel.from_pretrained(str(wan / "text_encoder"), dtype=plan.dtype,
+                                             device_map={"": plan.device})
+    return tokenizer, model.eval().requires_grad_(False)
+
+
+def load_image_encoder(wan: Path, plan: DevicePlan):
+    from transformers import CLIPVisionModel
+
+    model = CLIPVisionModel.from_pretrained(str(wan / "image_encoder"), dtype=plan.dtype,
+                                            device_map={"": plan.device})
+    return model.eval().requires_grad_(False)
+
+
+def load_vae(wan: Path, plan: DevicePlan):
+    from diffusers import AutoencoderKLWan
+
+    vae = AutoencoderKLWan.from_pretrained(str(wan / "vae"), torch_dtype=plan.vae_dtype)
+    return vae.to(plan.device).eval().requires_grad_(False)
+
+
+def load_wav2vec(folder: Path, plan: DevicePlan):
+    """The official code runs wav2vec in fp32; it is small (95 M), so it stays fp32 everywhere."""
+    import torch
+
+    from multitalk_desktop.engine.wav2vec import MultiTalkWav2Vec2Model
+
+    model = MultiTalkWav2Vec2Model.from_pretrained(str(folder), dtype=torch.float32,
+                                                   device_map={"": plan.device})
+    settings = read_json(folder / "preprocessor_config.json")
+    return model.eval().requires_grad_(False), settings
