@@ -61,6 +61,7 @@ def probe_image(path: Path) -> ImageHeader:
 
 def probe_audio(path: Path) -> AudioHeader:
     """Length, rate and channels of a voice file, or a video file's audio track."""
+    _check_wav_not_truncated(path)
     try:
         from multitalk_desktop.media.audio import probe_audio as media_probe
     except ImportError:
@@ -68,8 +69,6 @@ def probe_audio(path: Path) -> AudioHeader:
     if media_probe is not None:
         info = media_probe(path)
         return AudioHeader(float(info.duration_s), int(info.sample_rate), int(info.channels))
-    if path.suffix.lower() == ".wav":
-        _check_wav_not_truncated(path)
     if path.suffix.lower() in SOUNDFILE_SUFFIXES:
         import soundfile
 
@@ -83,12 +82,13 @@ def probe_audio(path: Path) -> AudioHeader:
 
 def _check_wav_not_truncated(path: Path) -> None:
     """libsndfile quietly reads a cut-off WAV as a shorter one; a creator should hear that their
-    file is damaged instead of getting a video that stops early."""
+    file is damaged instead of getting a video that stops early. Files that do not start like a
+    WAV are left to the general probe (an MP3 renamed .wav still works)."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         head = fh.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-            raise MultiTalkError(f"{path.name} is not a WAV file (its header is missing or damaged).")
+            return
         endian = "<" if head[:4] == b"RIFF" else ">"
         offset = 12
         while True:

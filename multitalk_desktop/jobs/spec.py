@@ -213,7 +213,7 @@ def _check_image(r: JobRequest, report: Report) -> None:
     try:
         info = probe_image(path)
     except MultiTalkError as err:
-        report.error("image", f"{err.message} Use a PNG, JPEG or WebP picture.")
+        report.error("image", err.user_text())
         return
     if info.format not in IMAGE_FORMATS:
         report.error("image", f"{path.name} is a {info.format or 'unknown'} image; use PNG, JPEG or WebP.")
@@ -249,7 +249,7 @@ def _check_voices(r: JobRequest, report: Report) -> None:
         try:
             info = probe_audio(path)
         except MultiTalkError as err:
-            report.error(fld, err.message)
+            report.error(fld, err.user_text())
             continue
         if info.duration_s <= 0:
             report.error(fld, f"{path.name} has no audio in it.")
