@@ -101,16 +101,22 @@ def run_ffmpeg(
     stderr = proc.stderr.decode("utf-8", "replace")
     run = FFmpegRun(proc.returncode, proc.stdout, stderr, cmd)
     if check and proc.returncode != 0:
-        raise error_from_stderr(stderr, what)
+        raise error_from_stderr(stderr, what, proc.returncode)
     return run
 
 
-def error_from_stderr(stderr: str, what: str) -> FFmpegError:
+_SIGXFSZ = 25  # Linux/macOS: killed for exceeding the file size limit
+
+
+def error_from_stderr(stderr: str, what: str, returncode: int = 1) -> FFmpegError:
     """The plain sentence for a failed ffmpeg run, from the causes users can act on."""
     low = stderr.lower()
-    if "no space left on device" in low or "file too large" in low or "quota exceeded" in low:
+    no_room = ("no space left on device", "file too large", "quota exceeded")
+    if any(s in low for s in no_room) or (os.name != "nt" and returncode == -_SIGXFSZ):
         return FFmpegError(
-            f"{what} The disk is full.", "Free some space or choose another folder, then retry.", tail(stderr)
+            f"{what} There is no room for it: the disk is full (or the file is larger than this system allows).",
+            "Free some space or choose another folder, then retry.",
+            tail(stderr),
         )
     if "permission denied" in low:
         return FFmpegError(

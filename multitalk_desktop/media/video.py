@@ -182,7 +182,7 @@ def _encode_stream(args: list[str], frames: Iterator[np.ndarray], shape, out: Pa
         raise
     stderr = collector.text()
     if code != 0 or broken:
-        raise MultiTalkError(*_plain(error_from_stderr(stderr, what)))
+        raise MultiTalkError(*_plain(error_from_stderr(stderr, what, code)))
 
 
 def _plain(err: MultiTalkError) -> tuple[str, str]:
@@ -340,6 +340,6 @@ def _run_with_progress(args: list, duration: float, on_progress: ProgressCallbac
         raise
     stderr = collector.text()
     if code != 0:
-        raise MultiTalkError(*_plain(error_from_stderr(stderr, what)))
+        raise MultiTalkError(*_plain(error_from_stderr(stderr, what, code)))
     if on_progress:
         on_progress(1.0)
