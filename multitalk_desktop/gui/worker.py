@@ -1,0 +1,197 @@
+"""The job runner, hosted in a QThread (napari/Picard style: a worker object moved to its own
+thread; results travel back to the GUI thread as queued signals).
+
+The engine is created lazily inside the worker thread (loading it imports torch and reads many
+gigabytes, which must never happen on the GUI thread) and kept between jobs by the Runner. The
+worker has its own database connection; the GUI's table model sees its writes through
+`data_version()` and its progress through the signals here, without waiting for the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from multitalk_desktop.config import AppContext
+from multitalk_desktop.engine.protocol import ProgressEvent
+from multitalk_desktop.errors import MultiTalkError
+from multitalk_desktop.gui.engine_choice import EngineChoice
+from multitalk_desktop.jobs.queue import JobQueue
+from multitalk_desktop.jobs.runner import Runner
+from multitalk_desktop.jobs.store import Job
+
+IDLE_WAIT_S = 0.3  # how soon a newly queued job starts when the worker is idle
+
+
+class RunnerWorker(QObject):
+    """Lives in the worker thread. `run()` loops until `stop()`; every callback becomes a signal."""
+
+    job_started = Signal(object)  # Job
+    job_progress = Signal(str, object)  # job id, ProgressEvent
+    job_finished = Signal(object)  # Job in its final state
+    engine_state = Signal(str, str)  # state ("loading", "ready", "failed", "stopped"), message
+    stopped = Signal()
+
+    def __init__(self, ctx: AppContext, choice: EngineChoice) -> None:
+        super().__init__()
+        self._ctx = ctx
+        self._choice = choice
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._runner: Runner | None = None
+
+    # Runner listener protocol (called in the worker thread) -> queued signals
+    def job_started_cb(self, job: Job) -> None:
+        self.job_started.emit(job)
+
+    def job_progress_cb(self, job_id: str, event: ProgressEvent) -> None:
+        self.job_progress.emit(job_id, event)
+
+    def job_finished_cb(self, job: Job) -> None:
+        self.job_finished.emit(job)
+
+    def _make_engine(self):
+        from multitalk_desktop.jobs.engines import make_engine
+
+        self.engine_state.emit("loading", "Loading the engine…")
+        settings = self._ctx.settings
+        engine = make_engine(self._choice.kind, models_dir=self._ctx.models_dir, device=settings.device,
+                             profile=settings.profile, step_seconds=self._choice.step_seconds)
+        self.engine_state.emit("ready", getattr(engine, "name", "engine"))
+        return engine
+
+    @Slot()
+    def run(self) -> None:
+        queue = JobQueue(self._ctx)
+        listener = _Listener(self)
+        runner = Runner(queue, self._make_engine, listener=listener)
+        self._runner = runner
+        try:
+            while not self._stop.is_set():
+                try:
+                    job = runner.run_next()
+                except MultiTalkError as err:
+                    # e.g. model files missing: the queued jobs stay queued, the window says why.
+                    self.engine_state.emit("failed", err.user_text())
+                    self._stop.wait(5.0)
+                    continue
+                except Exception as err:
+                    traceback.print_exc()
+                    self.engine_state.emit("failed", f"{type(err).__name__}: {err}")
+                    self._stop.wait(5.0)
+                    continue
+                if job is None:
+                    self._wake.wait(IDLE_WAIT_S)
+                    self._wake.clear()
+        finally:
+            try:
+                runner.close()
+            finally:
+                queue.close()
+                self._runner = None
+                self.engine_state.emit("stopped", "")
+                self.stopped.emit()
+
+    # Called from the GUI thread
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def current_job_id(self) -> str | None:
+        runner = self._runner
+        return runner.current_job_id if runner is not None else None
+
+
+class _Listener:
+    """The Runner calls `job_started` etc.; these forward to the worker's signal emitters."""
+
+    def __init__(self, worker: RunnerWorker) -> None:
+        self._worker = worker
+
+    def job_started(self, job: Job) -> None:
+        self._worker.job_started_cb(job)
+
+    def job_progress(self, job_id: str, event: ProgressEvent) -> None:
+        self._worker.job_progress_cb(job_id, event)
+
+    def job_finished(self, job: Job) -> None:
+        self._worker.job_finished_cb(job)
+
+
+class WorkerHost(QObject):
+    """Owns the thread and the worker; the window talks to this from the GUI thread."""
+
+    job_started = Signal(object)
+    job_progress = Signal(str, object)
+    job_finished = Signal(object)
+    engine_state = Signal(str, str)
+
+    def __init__(self, ctx: AppContext, choice: EngineChoice, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.choice = choice
+        self._thread: QThread | None = None
+        self._worker: RunnerWorker | None = None
+        self.running_job_id: str | None = None
+        self.engine_status = ("stopped", "")
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def start(self) -> None:
+        if self.is_running:
+            return
+        thread = QThread()
+        thread.setObjectName("multitalk-runner")
+        worker = RunnerWorker(self.ctx, self.choice)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.stopped.connect(thread.quit)
+        worker.job_started.connect(self._on_started)
+        worker.job_progress.connect(self.job_progress)
+        worker.job_finished.connect(self._on_finished)
+        worker.engine_state.connect(self._on_engine_state)
+        self._thread, self._worker = thread, worker
+        thread.start()
+
+    def wake(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
+
+    def stop(self, timeout_ms: int = 60_000) -> bool:
+        """Ask the loop to end after the current job (cancel that first if it must not finish)
+        and join the thread. True when the thread ended in time."""
+        thread, worker = self._thread, self._worker
+        if thread is None or worker is None:
+            return True
+        worker.request_stop()
+        ended = thread.wait(timeout_ms)
+        if ended:
+            # Deliver the last queued signals (job_finished, stopped) before the objects go.
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.sendPostedEvents(None, 0)
+            self._thread, self._worker = None, None
+            worker.deleteLater()
+            thread.deleteLater()
+        return ended
+
+    def _on_started(self, job: Job) -> None:
+        self.running_job_id = job.id
+        self.job_started.emit(job)
+
+    def _on_finished(self, job: Job) -> None:
+        if self.running_job_id == job.id:
+            self.running_job_id = None
+        self.job_finished.emit(job)
+
+    def _on_engine_state(self, state: str, message: str) -> None:
+        self.engine_status = (state, message)
+        self.engine_state.emit(state, message)
