@@ -74,7 +74,7 @@ def test_cancel_queued_job_is_immediate(queue, small_request):
 
 def test_cancel_running_job_raises_its_flag(queue, small_request):
     job = queue.submit(small_request)
-    queue.store.claim("%d@%s" % (os.getpid(), socket.gethostname()))
+    queue.store.claim(f"{os.getpid()}@{socket.gethostname()}")
     after = queue.cancel(job.id)
     assert after.state == "running" and after.cancel_requested
 

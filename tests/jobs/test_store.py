@@ -118,7 +118,7 @@ def test_history_is_newest_first_with_filter_search_and_pages(store):
     for i in range(30):
         store.create_job(f"j{i:02d}", {"prompt": f"scene {i} {'beach' if i % 3 == 0 else 'studio'}"},
                          now=now + i)
-    for i in range(0, 30, 5):
+    for _ in range(0, 30, 5):
         store.claim("w@h")  # claims in queue order: j00, j01, ...
     assert [j.id for j in store.list_jobs(limit=3)] == ["j29", "j28", "j27"]
     assert [j.id for j in store.list_jobs(limit=3, offset=3)] == ["j26", "j25", "j24"]
