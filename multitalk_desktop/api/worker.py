@@ -141,8 +141,10 @@ class WorkerThread:
             finally:
                 runner, self.runner = self.runner, None
                 if runner is not None:
-                    try:
-                        runner.close()
-                    except Exception:
-                        pass
+                    for close in (runner.close, getattr(getattr(runner, "queue", None), "close", None)):
+                        try:
+                            if close is not None:
+                                close()
+                        except Exception:
+                            pass
                 self.lock.release()
