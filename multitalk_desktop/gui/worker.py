@@ -70,17 +70,24 @@ class RunnerWorker(QObject):
         self._runner = runner
         try:
             while not self._stop.is_set():
+                if not queue.store.queued():
+                    # Runner.run_next loads the engine before it claims; with nothing queued the
+                    # engine (gigabytes of GPU memory) must not be loaded just because the window is open.
+                    self._wake.wait(IDLE_WAIT_S)
+                    self._wake.clear()
+                    continue
                 try:
                     job = runner.run_next()
                 except MultiTalkError as err:
-                    # e.g. model files missing: the queued jobs stay queued, the window says why.
+                    # e.g. model files missing: the queued jobs stay queued, the window says why,
+                    # and the next try waits for a nudge (a new job, fixed settings).
                     self.engine_state.emit("failed", err.user_text())
-                    self._stop.wait(5.0)
+                    self._wait_for_wake()
                     continue
                 except Exception as err:
                     traceback.print_exc()
                     self.engine_state.emit("failed", f"{type(err).__name__}: {err}")
-                    self._stop.wait(5.0)
+                    self._wait_for_wake()
                     continue
                 if job is None:
                     self._wake.wait(IDLE_WAIT_S)
@@ -93,6 +100,11 @@ class RunnerWorker(QObject):
                 self._runner = None
                 self.engine_state.emit("stopped", "")
                 self.stopped.emit()
+
+    def _wait_for_wake(self) -> None:
+        self._wake.clear()
+        self._wake.wait()
+        self._wake.clear()
 
     # Called from the GUI thread
     def wake(self) -> None:
