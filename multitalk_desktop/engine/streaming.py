@@ -34,6 +34,7 @@ class Clip:
     index: int
     audio_start: int  # first audio/video frame index of the clip on the (padded) audio timeline
     motion_frames: int  # frames taken from the previous clip (1 = the reference image only)
+    padded: bool = False  # whether the embeddings carry the tail padding when this clip runs
 
     def audio_end(self, frame_num: int = FRAME_NUM) -> int:
         return self.audio_start + frame_num
@@ -90,15 +91,13 @@ class ClipPlan:
     def window_indices(self, clip: Clip, speaker: int = 0, window: int = 5) -> torch.Tensor:
         """int64 [frame_num, window] original audio indices feeding each frame of `clip`.
 
-        The embeddings are padded only before the last clip, so earlier clips clamp to the
-        unpadded length (as officially).
+        Clips that run before the tail padding clamp to the unpadded length (as officially).
         """
         import torch
 
         from multitalk_desktop.engine.audio import window_indices as clamp_windows
 
-        is_last = clip.index == self.num_clips - 1
-        length = self.padded_length(speaker) if is_last else self.audio_frames[speaker]
+        length = self.padded_length(speaker) if clip.padded else self.audio_frames[speaker]
         positions = clamp_windows(length, clip.audio_start, self.frame_num, window)
         lookup = torch.tensor([self.source_index(speaker, p) for p in range(length)])
         return lookup[positions]
@@ -135,8 +134,8 @@ def plan_clips(audio_frames: int | Sequence[int], frame_num: int = FRAME_NUM, mo
         raise MultiTalkError("No voice was given.")
     if (frame_num - 1) % VAE_TIME_STRIDE != 0:
         raise MultiTalkError(f"A clip must have 4n+1 frames; {frame_num} is not.", "Use 81 (the default).")
-    if not 0 < motion_frames < frame_num or (motion_frames - 1) % VAE_TIME_STRIDE != 0:
-        raise MultiTalkError(f"Motion frames must be 4n+1 and fewer than the clip's {frame_num}; got {motion_frames}.")
+    if not 0 < motion_frames < frame_num:
+        raise MultiTalkError(f"Motion frames must be fewer than the clip's {frame_num}; got {motion_frames}.")
     if max_frames is not None and max_frames < 1:
         raise MultiTalkError(f"The frame cap must be positive, got {max_frames}.")
     if min(lengths) <= TAIL_EXTRA:
@@ -154,24 +153,29 @@ def plan_clips(audio_frames: int | Sequence[int], frame_num: int = FRAME_NUM, mo
                 misses[k] = end - n + TAIL_EXTRA
                 padding[k] = _reversed_tail(n, misses[k])
 
-    clips = [Clip(0, 0, 1)]
-    # Audio no longer than one clip: the official code refuses it; pad it like a last clip.
-    if lengths[0] <= frame_num:
+    # Mirrors the official loop: the embeddings are padded when the NEXT clip would reach the end,
+    # so only clips after that point see the padding (clip mode pads too, but never uses it).
+    short = lengths[0] <= frame_num  # the official code refuses this; pad it like a last clip
+    if short:
         pad_for(frame_num)
     limit = lengths[0] if cap is None else min(cap, lengths[0])
-    last = lengths[0] <= frame_num or (cap is not None and cap <= frame_num)
-    while not last:
-        start = clips[-1].audio_start + frame_num - motion_frames
-        end = start + frame_num
-        if end >= limit:
+    clips: list[Clip] = []
+    start, motion, padded, last = 0, 1, short, short
+    while True:
+        clips.append(Clip(len(clips), start, motion, padded))
+        if last:
+            break
+        motion = motion_frames
+        start += frame_num - motion
+        if start + frame_num >= limit:
             last = True
-            pad_for(end)
-        clips.append(Clip(len(clips), start, motion_frames))
+            pad_for(start + frame_num)
+            padded = True
+        if cap is not None and cap <= frame_num:
+            break
 
-    # The official trim applies only in streaming mode (cap above one clip) and uses speaker 1's
-    # padding; in clip mode the one clip is returned whole.
-    multi_clip_mode = cap is None or cap > frame_num
-    trim = misses[0] if (multi_clip_mode and sum(misses) > 0) or lengths[0] <= frame_num else 0
+    # The official trim applies only when the cap is above one clip, and uses speaker 1's padding.
+    trim = misses[0] if short or ((cap is None or cap > frame_num) and sum(misses) > 0) else 0
     return ClipPlan(tuple(clips), lengths, tuple(padding), trim, cap, frame_num, motion_frames)
 
 
