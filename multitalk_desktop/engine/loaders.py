@@ -260,3 +260,25 @@ def load_wav2vec(folder: Path, plan: DevicePlan):
                                                    device_map={"": plan.device})
     settings = read_json(folder / "preprocessor_config.json")
     return model.eval().requires_grad_(False), settings
+
+
+def read_backbone_tensors(root: Path, names: set[str]) -> Iterator[tuple[str, Any]]:
+    """Only the named backbone tensors, read from the shards that hold them (memory-mapped)."""
+    from safetensors import safe_open
+
+    folder = Path(root) / WAN_FOLDER / "transformer"
+    index = folder / "diffusion_pytorch_model.safetensors.index.json"
+    if index.is_file():
+        weight_map = read_json(index)["weight_map"]
+        by_file: dict[str, list[str]] = {}
+        for name in names:
+            if name in weight_map:
+                by_file.setdefault(weight_map[name], []).append(name)
+    else:
+        by_file = {"diffusion_pytorch_model.safetensors": sorted(names)}
+    for file, keys in sorted(by_file.items()):
+        with safe_open(str(folder / file), framework="pt", device="cpu") as fh:
+            available = set(fh.keys())
+            for key in keys:
+                if key in available:
+                    yield key, fh.get_tensor(key)
