@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         except MultiTalkError as err:
             print(err.user_text(), file=sys.stderr)
             return EXIT_FAILED
+        except Exception as err:  # the engine failed to load in a way it did not foresee
+            print(f"worker: the engine could not be started ({type(err).__name__}: {err}).", file=sys.stderr)
+            return EXIT_FAILED
         except KeyboardInterrupt:
             print("worker: stopped.", file=sys.stderr)
             return 130

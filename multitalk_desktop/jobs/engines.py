@@ -21,6 +21,13 @@ def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "
     if kind != "real":
         raise MultiTalkError(f"Unknown engine kind {kind!r}; choose one of {', '.join(ENGINE_KINDS)}.")
     try:
+        from multitalk_desktop.engine.model_files import require_models
+    except ImportError:
+        require_models = None
+    if require_models is not None:
+        # Torch-free and quick: a missing models folder is reported before torch loads.
+        require_models(models_dir)
+    try:
         from multitalk_desktop.engine.engine import MultiTalkEngine
     except ImportError as err:
         raise MultiTalkError(
