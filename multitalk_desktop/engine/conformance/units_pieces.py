@@ -97,6 +97,7 @@ def _indices(case: Case, pattern: str) -> list[int]:
 def run_cfg(case: Case) -> dict[str, Any]:
     from multitalk_desktop.engine.guidance import (
         DEFAULT_APG_MOMENTUM,
+        DEFAULT_APG_NORM_THRESHOLD,
         Guidance,
         MomentumBuffer,
         adaptive_projected_guidance,
@@ -108,7 +109,7 @@ def run_cfg(case: Case) -> dict[str, Any]:
     if calls:
         # Successive APG calls sharing one momentum buffer.
         buffer = MomentumBuffer(float(s.get("momentum", DEFAULT_APG_MOMENTUM)))
-        thresholds = s.get("norm_thresholds") or [s.get("norm_threshold", 55.0)] * len(calls)
+        thresholds = s.get("norm_thresholds") or [s.get("norm_threshold", DEFAULT_APG_NORM_THRESHOLD)] * len(calls)
         for k in calls:
             update = adaptive_projected_guidance(
                 case.get(f"in.call{k}.diff"), case.get(f"in.call{k}.pred_cond"), buffer,
@@ -117,11 +118,16 @@ def run_cfg(case: Case) -> dict[str, Any]:
             results[f"out.call{k}.running_average"] = buffer.running_average.clone()
         return _keep_stored(case, results)
 
+    def setting(name: str, default: float) -> float:
+        # Vanilla cases store null for the APG settings; 0 is a real value (no norm clipping).
+        value = s.get(name)
+        return default if value is None else float(value)
+
     guidance = Guidance(
         text_scale=float(s["text_guide_scale"]), audio_scale=float(s["audio_guide_scale"]),
         use_apg=bool(s.get("use_apg", False)),
-        apg_momentum=float(s.get("apg_momentum") or DEFAULT_APG_MOMENTUM),
-        apg_norm_threshold=float(s.get("apg_norm_threshold") or 55.0))
+        apg_momentum=setting("apg_momentum", DEFAULT_APG_MOMENTUM),
+        apg_norm_threshold=setting("apg_norm_threshold", DEFAULT_APG_NORM_THRESHOLD))
     if "passes" in s:
         results["scalars.passes"] = list(guidance.passes)
     guidance.new_clip()
