@@ -238,6 +238,7 @@ def run_resize(case: Case) -> dict[str, Any]:
         results["scalars.crop_u8_sha256"] = _sha256(crop_u8.numpy())
 
     cond = pp.to_model_range(crop)
+    results["out.cond_image"] = cond
     if "cond_image_norm_sha256" in s:
         results["scalars.cond_image_norm_sha256"] = _sha256(cond.numpy())
     if "cond_image_norm_mean" in s:
@@ -280,6 +281,8 @@ def run_masks(case: Case) -> dict[str, Any]:
     source = mk.source_masks(src_h, src_w, humans, boxes, face_scale)
     results["out.source_masks_u8"] = source.to(torch.uint8)
     cropped = pp.resize_and_centercrop_masks(source, *target)
+    results["out.target_masks"] = cropped
+    results["out.target_masks_u8"] = cropped.to(torch.uint8)
     if "target_mask_sums" in s:
         results["scalars.target_mask_sums"] = cropped.sum(dim=(1, 2)).tolist()
     if "target_masks_sha256" in s:
