@@ -1,15 +1,20 @@
-"""Placeholder until its issue lands: the command exists and says it is not built yet."""
+"""`multitalk-desktop snapshots OUTDIR`: render the window offscreen to empty.png, form.png,
+queue.png and preview.png (in a temporary data folder, with the test engine)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("outdir", help="folder to write the PNG files into")
 
 
 def run(args: argparse.Namespace) -> int:
-    print("multitalk-desktop snapshots: not built yet in this version.", file=sys.stderr)
-    return 1
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from multitalk_desktop.gui.snapshots import render_snapshots
+
+    for path in render_snapshots(args.outdir):
+        print(path)
+    return 0

@@ -39,7 +39,7 @@ class BoxEditor(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
-        self.setMinimumSize(280, 200)
+        self.setMinimumSize(260, 230)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Portrait and speaker boxes")
         self._image: QImage | None = None

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
@@ -66,6 +66,7 @@ class JobForm(QWidget):
         self.reset_boxes_button.setToolTip("Back to the official layout: person 1 left half, person 2 right half")
         self.boxes_hint = QLabel()
         self.boxes_hint.setStyleSheet(f"color: {MUTED_TEXT};")
+        self.boxes_hint.setWordWrap(True)
         self.voice_slots = [VoiceSlot(0), VoiceSlot(1)]
         self.audio_type_combo = QComboBox()
         self.audio_type_combo.addItem("Take turns (add)", "add")
@@ -75,7 +76,7 @@ class JobForm(QWidget):
         self.audio_type_help.setStyleSheet(f"color: {MUTED_TEXT};")
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setPlaceholderText("Describe the scene (optional): who is where, the mood, the light…")
-        self.prompt_edit.setFixedHeight(64)
+        self.prompt_edit.setFixedHeight(52)
         self.resolution_combo = QComboBox()
         self.resolution_combo.addItem("480p", "480p")
         self.resolution_combo.addItem("720p", "720p")
@@ -95,6 +96,7 @@ class JobForm(QWidget):
             spin.setRange(-1.0, 99.0)
             spin.setSingleStep(0.5)
             spin.setDecimals(1)
+        self.text_guidance_spin.setToolTip("How closely the video follows the prompt")
         self.audio_guidance_spin.setToolTip("Higher follows the voice more closely (3-5 is a good range)")
         self.summary_label = QLabel()
         self.summary_label.setObjectName("summary")
@@ -142,33 +144,29 @@ class JobForm(QWidget):
         col.addWidget(section_title("Scene"))
         col.addWidget(self.prompt_edit)
         col.addWidget(self.message("prompt"))
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setHorizontalSpacing(10)
-        form.setVerticalSpacing(4)
-        form.addRow("Resolution", _with_message(self.resolution_combo, self.message("resolution")))
-        form.addRow("Mode", _with_message(self.mode_combo, self.message("mode")))
-        form.addRow("Steps", _with_message(self.steps_spin, self.message("steps")))
-        seed_row = QHBoxLayout()
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(4)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        seed_box = QWidget()
+        seed_row = QHBoxLayout(seed_box)
         seed_row.setContentsMargins(0, 0, 0, 0)
+        seed_row.setSpacing(4)
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self.random_seed_button)
-        seed_box = QWidget()
-        seed_box.setLayout(seed_row)
-        form.addRow("Seed", _with_message(seed_box, self.message("seed")))
-        guidance_row = QHBoxLayout()
-        guidance_row.setContentsMargins(0, 0, 0, 0)
-        guidance_row.addWidget(QLabel("text"))
-        guidance_row.addWidget(self.text_guidance_spin, 1)
-        guidance_row.addWidget(QLabel("audio"))
-        guidance_row.addWidget(self.audio_guidance_spin, 1)
-        guidance_box = QWidget()
-        guidance_box.setLayout(guidance_row)
-        guidance_messages = QVBoxLayout()
-        form.addRow("Guidance", _with_message(guidance_box, self.message("text_guidance"),
-                                              self.message("audio_guidance")))
-        del guidance_messages
-        col.addLayout(form)
+        rows = (
+            (("Resolution", self.resolution_combo, "resolution"), ("Mode", self.mode_combo, "mode")),
+            (("Steps", self.steps_spin, "steps"), ("Seed", seed_box, "seed")),
+            (("Text guid.", self.text_guidance_spin, "text_guidance"),
+             ("Audio guid.", self.audio_guidance_spin, "audio_guidance")),
+        )
+        for r, pair in enumerate(rows):
+            for c, (label, widget, field) in enumerate(pair):
+                grid.addWidget(QLabel(label), 2 * r, 2 * c)
+                grid.addWidget(widget, 2 * r, 2 * c + 1)
+                grid.addWidget(self.message(field), 2 * r + 1, 2 * c, 1, 2)
+        col.addLayout(grid)
         col.addWidget(self.message("max_duration"))
         col.addWidget(self.message("request"))
         col.addWidget(self.summary_label)
@@ -278,7 +276,7 @@ class JobForm(QWidget):
         if not self.model.image:
             self.boxes_hint.setText("")
         elif self.model.boxes_are_default:
-            self.boxes_hint.setText("Default layout. Drag a box or its corners to fit each face.")
+            self.boxes_hint.setText("Official layout. Drag a box or a corner to fit each person.")
         else:
             self.boxes_hint.setText("Custom boxes.")
         self.reset_boxes_button.setEnabled(not self.model.boxes_are_default)
@@ -353,17 +351,6 @@ class JobForm(QWidget):
             self.submit_button.setText("Checking…")
         else:
             self.submit_button.setText("Add to queue")
-
-
-def _with_message(widget: QWidget, *messages: FieldMessage) -> QWidget:
-    box = QWidget()
-    col = QVBoxLayout(box)
-    col.setContentsMargins(0, 0, 0, 0)
-    col.setSpacing(2)
-    col.addWidget(widget)
-    for m in messages:
-        col.addWidget(m)
-    return box
 
 
 def _select(combo: QComboBox, value: str) -> None:

@@ -96,6 +96,7 @@ class QueuePanel(QWidget):
 
         self.search_edit.textChanged.connect(model.set_search)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._selection_moved())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_moved())
         model.jobs_reloaded.connect(self._selection_moved)
         model.dataChanged.connect(lambda *_: self._update_buttons())
         self.cancel_button.clicked.connect(self.cancel_selected)

@@ -40,6 +40,8 @@ class VoiceSlot(QWidget):
         self.title = QLabel(self)
         self.detail = QLabel(self)
         self.detail.setStyleSheet(f"color: {MUTED_TEXT};")
+        self.detail.setWordWrap(True)
+        self.title.setMinimumWidth(10)
         self.remove_button = QToolButton(self)
         self.remove_button.setText("✕")
         self.remove_button.setToolTip(f"Remove voice {index + 1}")
@@ -60,8 +62,8 @@ class VoiceSlot(QWidget):
         who = f"Voice {self.index + 1} → Person {self.index + 1}"
         if not path:
             self.title.setText(f"<b>{who}</b>")
-            self.detail.setText("Drop a voice recording or a video here, or click"
-                                + ("" if self.index == 0 else " (optional second speaker)"))
+            self.detail.setText("Drop a recording or a video here, or click"
+                                if self.index == 0 else "Optional second speaker: drop or click")
             self.remove_button.hide()
         else:
             name = Path(path).name
