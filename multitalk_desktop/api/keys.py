@@ -100,18 +100,18 @@ class SecretFile:
         self._path = path
         self._load = load
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._value = ""
 
     def get(self) -> str:
         try:
             st = self._path.stat()
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except FileNotFoundError:
             stamp = None
         with self._lock:
             if stamp is None or stamp != self._stamp or not self._value:
                 self._value = self._load()
                 st = self._path.stat()
-                self._stamp = (st.st_mtime_ns, st.st_size)
+                self._stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
             return self._value
