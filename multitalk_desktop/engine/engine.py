@@ -1,0 +1,143 @@
+"""`MultiTalkEngine`: the models loaded once, many jobs run on them (engine/protocol.py's Engine).
+
+    engine = MultiTalkEngine.load(models_root, profile="auto", device="auto")
+    result = engine.generate(inputs, on_progress=callback, cancel=token)
+    engine.close()
+
+Fast-mode jobs merge the step-distilled LoRA into the backbone on first use; the next quality job
+restores the touched weights from the shards first, so each job runs on the weights its mode needs.
+CUDA out-of-memory becomes errors.OutOfMemory (the engine stays usable for the next job).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from multitalk_desktop.engine.protocol import (
+    CancelToken,
+    GenerationInputs,
+    GenerationResult,
+    ProgressCallback,
+    ProgressEvent,
+)
+from multitalk_desktop.errors import ModelFilesError, MultiTalkError
+
+log = logging.getLogger(__name__)
+
+
+class MultiTalkEngine:
+    name = "multitalk"
+
+    def __init__(self, models, max_frames: int | None = None) -> None:
+        from multitalk_desktop.engine.pipeline import MultiTalkPipeline
+
+        self.models = models
+        self.pipeline = MultiTalkPipeline(models, max_frames=max_frames)
+        self.lora = None  # MergedLora while the fast-mode LoRA is in the backbone
+        self._lock = threading.Lock()  # one job at a time on one set of models
+        self.load_seconds = 0.0
+
+    @classmethod
+    def load(
+        cls,
+        models_root: str | Path,
+        profile: str = "auto",
+        device: str = "auto",
+        max_frames: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> MultiTalkEngine:
+        """Check and load the models folder. Raises ModelFilesError (names each bad file),
+        OutOfMemory, or MultiTalkError for an unusable device."""
+        from multitalk_desktop.engine.devices import plan_device, translate_oom, warn_plan
+        from multitalk_desktop.engine.loaders import load_all
+
+        start = time.monotonic()
+        plan = plan_device(device, profile)
+
+        def loading(component: str) -> None:
+            if on_progress:
+                on_progress(ProgressEvent(phase="loading", elapsed_s=time.monotonic() - start,
+                                          message=f"loading {component}"))
+
+        quiet_library_output()
+        with translate_oom():
+            models = load_all(Path(models_root), plan, loading)
+        warn_plan(plan, real_models=models.real_sized)
+        engine = cls(models, max_frames=max_frames)
+        engine.load_seconds = time.monotonic() - start
+        return engine
+
+    # ------------------------------------------------------------------ jobs
+
+    def generate(
+        self,
+        inputs: GenerationInputs,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> GenerationResult:
+        from multitalk_desktop.engine.devices import translate_oom
+
+        if self.models is None:
+            raise MultiTalkError("The engine was closed.")
+        with self._lock, translate_oom():
+            note = self.use_mode(inputs.mode, on_progress)
+            return self.pipeline.generate(inputs, on_progress, cancel, lora_note=note)
+
+    def use_mode(self, mode: str, on_progress: ProgressCallback | None) -> str | None:
+        """Merge or restore the fast-mode LoRA as the job's mode needs."""
+        from multitalk_desktop.engine.loaders import read_backbone_tensors
+        from multitalk_desktop.engine.lora import merge_lora, restore_params
+
+        transformer = self.models.transformer
+        if mode == "fast":
+            if self.lora is not None:
+                return None
+            path = self.models.lora_path
+            if path is None:
+                raise ModelFilesError(
+                    "Fast mode needs the step-distilled LoRA, which is not in the models folder "
+                    "(loras/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors).",
+                    "Download it with `multitalk-desktop models download`, or use quality mode.",
+                )
+            if on_progress:
+                on_progress(ProgressEvent(phase="loading", message="applying the fast-mode LoRA"))
+            self.lora = merge_lora(transformer, path)
+            if self.lora.skipped:
+                log.info("LoRA modules not in the model: %d", len(self.lora.skipped))
+            return None
+        if self.lora is not None:
+            if on_progress:
+                on_progress(ProgressEvent(phase="loading", message="removing the fast-mode LoRA"))
+            restore_params(transformer, self.lora.params,
+                           lambda names: read_backbone_tensors(self.models.root, names))
+            self.lora = None
+        return None
+
+    def close(self) -> None:
+        from multitalk_desktop.engine.devices import free_cuda_cache
+
+        self.models = None
+        self.pipeline = None
+        free_cuda_cache()
+
+
+def quiet_library_output() -> None:
+    """No tqdm bars or info logs from transformers/diffusers on the user's terminal: the engine
+    reports progress itself."""
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001 - cosmetics only
+        pass
+    try:
+        import diffusers
+
+        diffusers.utils.logging.disable_progress_bar()
+        diffusers.utils.logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001
+        pass
