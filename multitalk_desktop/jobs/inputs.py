@@ -1,7 +1,10 @@
 """Copies of a job's input files, deduplicated by content.
 
 Each distinct file is stored once in `<data>/blobs/<sha256[:2]>/<sha256><ext>` and hard-linked into
-`jobs/<id>/inputs/`. Why links into a blob store: a creator who queues the same portrait and voice
+`jobs/<id>/inputs/`. The blob is what is made durable (file and folders fsynced when it is first
+written); the job row records which blob each input is, and the runner re-creates any link a power
+cut lost (`restore_inputs`). So a submit costs one fsync (the database commit) once its inputs are
+known, instead of one more for the job folder. Why links into a blob store: a creator who queues the same portrait and voice
 fifty times pays for the bytes once; each job folder still holds ordinary files (deleting one job's
 folder never breaks another's); and a blob nobody links to any more has a link count of 1, which
 is how retention knows it can go. Where hard links are impossible (some file systems), the file is
@@ -45,7 +48,7 @@ def store_blob(src: Path, blobs_dir: Path) -> Path:
     blob = blobs_dir / digest[:2] / f"{digest}{src.suffix.lower()}"
     if blob.exists():
         return blob
-    blob.parent.mkdir(parents=True, exist_ok=True)
+    mkdir_durable(blob.parent)
     tmp = blob.with_name(f".{blob.name}.{os.getpid()}.tmp")
     shutil.copyfile(src, tmp)
     with open(tmp, "rb") as fh:
@@ -53,6 +56,18 @@ def store_blob(src: Path, blobs_dir: Path) -> Path:
     os.replace(tmp, blob)  # same content under the same name: a concurrent writer is harmless
     fsync_dir(blob.parent)
     return blob
+
+
+def mkdir_durable(folder: Path) -> None:
+    """Create `folder` and any missing parents, fsyncing each parent that gained an entry."""
+    if folder.is_dir():
+        return
+    mkdir_durable(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return
+    fsync_dir(folder.parent)
 
 
 def link_into(blob: Path, dest: Path) -> Path:
@@ -77,15 +92,31 @@ def _place(src: Path, dest: Path, blobs_dir: Path) -> Path:
         return link_into(store_blob(src, blobs_dir), dest)
 
 
-def copy_inputs(image: Path, voices: list[Path], inputs_dir: Path, blobs_dir: Path) -> tuple[Path, list[Path]]:
-    """The job's own copies: `image.<ext>`, `voice1.<ext>`, `voice2.<ext>`."""
+def copy_inputs(image: Path, voices: list[Path], inputs_dir: Path, blobs_dir: Path
+                ) -> tuple[Path, list[Path], dict[str, str]]:
+    """The job's own copies: `image.<ext>`, `voice1.<ext>`, `voice2.<ext>`, and for each of those
+    names the blob (relative to `blobs_dir`) it can be restored from."""
     image_copy = _place(image, inputs_dir / f"image{image.suffix.lower()}", blobs_dir)
     voice_copies = [
         _place(v, inputs_dir / f"voice{k}{v.suffix.lower()}", blobs_dir)
         for k, v in enumerate(voices, start=1)
     ]
-    fsync_dir(inputs_dir)
-    return image_copy, voice_copies
+    blobs = {}
+    for copy, src in zip([image_copy, *voice_copies], [image, *voices]):
+        digest = content_hash(src)
+        blobs[copy.name] = f"{digest[:2]}/{digest}{src.suffix.lower()}"
+    return image_copy, voice_copies, blobs
+
+
+def restore_inputs(inputs_dir: Path, blobs: dict[str, str], blobs_dir: Path) -> list[str]:
+    """Re-link inputs a crash lost (their blobs are durable). Returns the names restored."""
+    restored = []
+    for name, rel in blobs.items():
+        dest = inputs_dir / name
+        if not dest.exists():
+            link_into(blobs_dir / rel, dest)
+            restored.append(name)
+    return restored
 
 
 def remove_unused_blobs(blobs_dir: Path) -> int:

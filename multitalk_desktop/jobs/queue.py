@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 from multitalk_desktop.config import AppContext, load_context
-from multitalk_desktop.errors import IllegalTransition
-from multitalk_desktop.jobs.inputs import copy_inputs, remove_unused_blobs
+from multitalk_desktop.errors import IllegalTransition, MultiTalkError
+from multitalk_desktop.jobs.inputs import copy_inputs, remove_unused_blobs, restore_inputs
 from multitalk_desktop.jobs.spec import JobRequest, validate
 from multitalk_desktop.jobs.store import STALE_HEARTBEAT_S, Event, Job, JobStore
 
@@ -98,13 +98,24 @@ class JobQueue:
         voices = [Path(a).expanduser() for a in resolved.audio]
         # Inputs first: a crash before the row is written leaves an orphan folder, never a job
         # whose inputs are missing.
-        image_copy, voice_copies = copy_inputs(image, voices, inputs_dir, self.blobs_dir)
+        image_copy, voice_copies, blobs = copy_inputs(image, voices, inputs_dir, self.blobs_dir)
         stored = resolved.to_dict()
         stored["image"] = str(image_copy)
         stored["audio"] = [str(v) for v in voice_copies]
-        sources = {"image": str(image.resolve()), "audio": [str(v.resolve()) for v in voices]}
+        sources = {"image": str(image.resolve()), "audio": [str(v.resolve()) for v in voices],
+                   "blobs": blobs}
         notes = [str(w) for w in report.warnings]
         return self.store.create_job(job_id, stored, sources=sources, notes=notes)
+
+    def restore_inputs(self, job: Job) -> list[str]:
+        """Make sure the job's input copies are there (a power cut may have lost the links, never
+        the blobs they point to). Raises MultiTalkError when an input cannot be restored."""
+        blobs = (job.sources or {}).get("blobs") or {}
+        try:
+            return restore_inputs(self.job_dir(job.id) / INPUTS_FOLDER, blobs, self.blobs_dir)
+        except OSError as err:
+            raise MultiTalkError(f"The copy of this job's input files is gone ({err.filename}).",
+                                 "Submit the job again from the original files.") from err
 
     def cancel(self, job_id: str) -> Job:
         """Queued (or interrupted): cancelled at once. Running: its cancel flag is raised and the

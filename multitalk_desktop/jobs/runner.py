@@ -145,6 +145,9 @@ class Runner:
             _notify(self.listener, "job_progress", job.id, event)
 
         try:
+            restored = self.queue.restore_inputs(job)
+            if restored:
+                log.write(f"restored input links lost by a crash: {', '.join(restored)}")
             result = engine.generate(inputs, on_progress=on_progress, cancel=cancel)
         except Cancelled:
             _discard(temp_output)

@@ -169,3 +169,15 @@ def test_retention_removes_blobs_no_job_uses(queue, small_request):
     queue.store._conn.execute("UPDATE jobs SET created_at = created_at - 40 * 86400")
     assert queue.apply_retention(keep_days=30) == [job.id]
     assert [p for p in queue.blobs_dir.rglob("*") if p.is_file()] == []
+
+
+def test_input_links_lost_in_a_crash_are_restored_from_their_blobs(queue, small_request):
+    from multitalk_desktop.engine.test_engine import TestEngine
+    from multitalk_desktop.jobs.runner import Runner
+
+    job = queue.submit(small_request)
+    lost = queue.job_dir(job.id) / "inputs" / "voice1.wav"
+    lost.unlink()  # what a power cut before the folder reached the disk could leave
+    done = Runner(queue, TestEngine).run_next()
+    assert done.state == "completed" and lost.exists()
+    assert "restored input links" in queue.log_path(job.id).read_text()
