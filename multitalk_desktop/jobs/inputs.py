@@ -102,7 +102,7 @@ def copy_inputs(image: Path, voices: list[Path], inputs_dir: Path, blobs_dir: Pa
         for k, v in enumerate(voices, start=1)
     ]
     blobs = {}
-    for copy, src in zip([image_copy, *voice_copies], [image, *voices]):
+    for copy, src in zip([image_copy, *voice_copies], [image, *voices], strict=True):
         digest = content_hash(src)
         blobs[copy.name] = f"{digest[:2]}/{digest}{src.suffix.lower()}"
     return image_copy, voice_copies, blobs
