@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     failed = 0
     with JobQueue(ctx) as queue:
+        removed = queue.apply_retention()  # settings keep_last_jobs / keep_days; 0 keeps all
+        if removed:
+            print(f"worker: retention removed {len(removed)} old job(s).", file=sys.stderr)
         runner = Runner(queue, factory, listener=_PrintListener())
         try:
             if args.once:
