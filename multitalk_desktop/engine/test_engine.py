@@ -10,8 +10,6 @@ at every step (nothing is written), finished clips kept in `work_dir` so a resum
 from __future__ import annotations
 
 import math
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from multitalk_desktop.engine.protocol import (
     ProgressCallback,
     ProgressEvent,
 )
-from multitalk_desktop.errors import MultiTalkError
 
 FPS = 25
 CLIP_FRAMES = 81
@@ -108,36 +105,11 @@ class TestEngine:
 
 
 def _load_voice(path: Path) -> np.ndarray:
-    """Mono float32 at 16 kHz."""
-    try:
-        from multitalk_desktop.media.audio import decode_audio
-    except ImportError:
-        decode_audio = None
-    if decode_audio is not None:
-        samples, _ = decode_audio(path, sr=SAMPLE_RATE)
-        return np.asarray(samples, dtype=np.float32)
-    try:
-        import soundfile
+    """Mono float32 at 16 kHz (any audio file or a video's sound track)."""
+    from multitalk_desktop.media.audio import decode_audio
 
-        data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-        mono = data.mean(axis=1)
-    except Exception:
-        mono, sr = _decode_with_ffmpeg(path), SAMPLE_RATE
-    if sr != SAMPLE_RATE and len(mono):
-        n = int(round(len(mono) * SAMPLE_RATE / sr))
-        mono = np.interp(np.linspace(0, len(mono) - 1, n), np.arange(len(mono)), mono)
-    return mono.astype(np.float32)
-
-
-def _decode_with_ffmpeg(path: Path) -> np.ndarray:
-    import imageio_ffmpeg
-
-    proc = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
-                           "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"],
-                          capture_output=True, timeout=300)
-    if proc.returncode != 0 or not proc.stdout:
-        raise MultiTalkError(f"{path.name} has no audio the test engine can read.")
-    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    samples, _ = decode_audio(path, sr=SAMPLE_RATE)
+    return np.asarray(samples, dtype=np.float32)
 
 
 def _mix(voices: list[np.ndarray], audio_type: str) -> np.ndarray:
@@ -180,32 +152,6 @@ def _frames(image: Path, seed: int, audio: np.ndarray, count: int, resolution: s
 
 
 def _write_mp4(frames: np.ndarray, audio: np.ndarray, out: Path) -> None:
-    try:
-        from multitalk_desktop.media.video import write_mp4
-    except ImportError:
-        write_mp4 = None
-    if write_mp4 is not None:
-        write_mp4(frames, FPS, out, audio=audio, sample_rate=SAMPLE_RATE, preset="ultrafast")
-        return
-    _write_mp4_with_ffmpeg(frames, audio, out)
+    from multitalk_desktop.media.video import write_mp4
 
-
-def _write_mp4_with_ffmpeg(frames: np.ndarray, audio: np.ndarray, out: Path) -> None:
-    import imageio_ffmpeg
-    import soundfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    t, h, w, _ = frames.shape
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        wav = Path(tmp) / "audio.wav"
-        soundfile.write(str(wav), audio, SAMPLE_RATE, subtype="PCM_16")
-        partial = Path(tmp) / "video.mp4"
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(FPS), "-i", "-",
-               "-i", str(wav), "-map", "0:v", "-map", "1:a",
-               "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-               "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(partial)]
-        proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True, timeout=300)
-        if proc.returncode != 0:
-            raise MultiTalkError(f"Writing the test video failed: {proc.stderr.decode(errors='replace')[-400:]}")
-        partial.replace(out)
+    write_mp4(frames, FPS, out, audio=audio, sample_rate=SAMPLE_RATE, preset="ultrafast")
