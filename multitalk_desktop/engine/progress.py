@@ -21,6 +21,7 @@ class ProgressTracker:
         self.step_times: list[float] = []
         self.clip_overheads: list[float] = []  # per clip: encode + decode + save (not steps)
         self.done_steps = 0  # over all clips, including those reused from a resumed job
+        self.finished_clips = 0
         self._last_step_at: float | None = None
         self._clip_started: float | None = None
         self._clip_step_time = 0.0
@@ -36,6 +37,7 @@ class ProgressTracker:
     def skip_clips(self, count: int) -> None:
         """Clips reused from a previous run count as done (no time measured for them)."""
         self.done_steps = count * self.steps
+        self.finished_clips = count
 
     def clip_started(self) -> None:
         self._clip_started = time.monotonic()
@@ -54,6 +56,7 @@ class ProgressTracker:
     def clip_finished(self) -> None:
         if self._clip_started is not None:
             self.clip_overheads.append(time.monotonic() - self._clip_started - self._clip_step_time)
+        self.finished_clips += 1
 
     # ---------------------------------------------------------------- figures
 
@@ -61,7 +64,7 @@ class ProgressTracker:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def eta(self, clip: int) -> float | None:
+    def eta(self) -> float | None:
         """Seconds left: remaining steps x the mean measured step time, plus the remaining clips'
         overhead (encode/decode) once one clip has been measured."""
         if not self.step_times:
@@ -71,7 +74,7 @@ class ProgressTracker:
         steps_left = self.clips * self.steps - self.done_steps
         eta = steps_left * per_step
         if self.clip_overheads:
-            clips_left = max(0, self.clips - clip + 1)  # the current clip's decode is still ahead
+            clips_left = max(0, self.clips - self.finished_clips)  # decodes still ahead
             eta += clips_left * (sum(self.clip_overheads) / len(self.clip_overheads))
         return max(0.0, eta)
 
@@ -87,6 +90,6 @@ class ProgressTracker:
             return
         self.on_progress(ProgressEvent(
             phase=phase, clip=clip, clips=self.clips, step=step, steps=self.steps,
-            elapsed_s=round(self.elapsed, 3), eta_s=self.eta(clip), percent=round(self.percent(), 2),
+            elapsed_s=round(self.elapsed, 3), eta_s=self.eta(), percent=round(self.percent(), 2),
             message=message, preview_png=preview_png,
         ))
