@@ -33,6 +33,21 @@ def make_inputs(folder: Path) -> tuple[Path, Path]:
     return image, voice
 
 
+def fsync_latency_ms(folder: Path, n: int = 100) -> float:
+    """What one durable commit costs at least on this disk: the floor under every submit."""
+    path = folder / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        started = time.perf_counter()
+        for _ in range(n):
+            os.write(fd, b"x" * 64)
+            os.fsync(fd)
+        return (time.perf_counter() - started) / n * 1000
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
 def timed_ms(fn, repeat: int = 20) -> tuple[float, float]:
     samples = []
     for _ in range(repeat):
@@ -59,7 +74,8 @@ def main() -> int:
         for _ in range(1000):
             queue.submit(req)
         submit_s = time.perf_counter() - started
-        print(f"journal_mode={journal} synchronous={'FULL' if sync == 2 else sync}")
+        print(f"journal_mode={journal} synchronous={'FULL' if sync == 2 else sync}  "
+              f"disk fsync {fsync_latency_ms(Path(home)):.2f} ms (one per submit)")
         print(f"1000 submits: {submit_s:.2f} s ({submit_s:.2f} ms each)  target < 5 s")
 
         # Grow the history to 10,000 jobs with a realistic mix of states.
