@@ -133,3 +133,21 @@ def test_worker_killed_mid_job_leaves_an_interrupted_job_that_retry_completes(qu
     assert seen_clips == ({2} if point == "second-clip" else {1, 2})
     assert queue.store.integrity_ok()
     assert list(queue.job_dir(job.id).glob("*.tmp.mp4")) == []
+
+
+def test_sigterm_stops_the_worker_and_marks_its_job_interrupted_at_once(queue, media, isolated_home):
+    job = queue.submit(JobRequest(image=str(media / "face.png"), audio=[str(media / "voice4s.wav")],
+                                  steps=50, seed=3))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MULTITALK_DESKTOP_HOME": str(isolated_home)}
+    proc = subprocess.Popen([sys.executable, "-m", "multitalk_desktop", "worker", "--test-engine",
+                             "--test-step-seconds", "0.05"], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: queue.store.get(job.id).progress.get("step", 0) >= 1, proc=proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    stopped = queue.get(job.id)
+    assert stopped.state == "interrupted" and "stopped" in stopped.error
+    assert list(queue.job_dir(job.id).glob("*.tmp.mp4")) == []
