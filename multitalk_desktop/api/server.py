@@ -36,16 +36,19 @@ NON_LOOPBACK_WARNING = (
     "if it leaks.")
 
 
-def _install_log_file(ctx: AppContext) -> None:
+def _install_log_file(ctx: AppContext) -> logging.Handler | None:
+    """`logs/api.log`: webhook failures and the stack traces errors never show. Returns the handler
+    it added (None when that file already has one), for `stop` to remove."""
     target = ctx.paths.logs_dir / "api.log"
     for h in log.handlers:
         if isinstance(h, RotatingFileHandler) and getattr(h, "baseFilename", "") == str(target):
-            return
+            return None
     ctx.paths.logs_dir.mkdir(parents=True, exist_ok=True)
     handler = RotatingFileHandler(target, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    return handler
 
 
 class ApiServer:
@@ -66,6 +69,7 @@ class ApiServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._observer_lock: MachineWorkerLock | None = None
+        self._log_handler: logging.Handler | None = None
 
     @property
     def url(self) -> str:
@@ -88,7 +92,6 @@ class ApiServer:
         free port (see `.port` afterwards)."""
         if self.running:
             return self
-        _install_log_file(self.ctx)
         from multitalk_desktop.api.keys import get_or_create_key
 
         get_or_create_key(self.ctx)  # a key exists before the first request can need it
@@ -96,6 +99,7 @@ class ApiServer:
             self.announce(NON_LOOPBACK_WARNING.format(host=self.host))
         clear_stale_staging(self.ctx)
         sock = self._bind()
+        self._log_handler = _install_log_file(self.ctx)
         self.port = sock.getsockname()[1]
         self.state = ApiState(self.ctx, self.options, worker_status=self.worker_status)
         self.state.base_url = self.url
@@ -188,6 +192,10 @@ class ApiServer:
         if self.state is not None:
             self.state.close()
             self.state = None
+        if self._log_handler is not None:
+            log.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
 
     def __enter__(self) -> ApiServer:
         return self.start()
