@@ -146,7 +146,7 @@ class PreviewPanel(QWidget):
         elif job.state == "completed":
             self.video_view.set_message("The video of this job is no longer where it was saved.")
         else:
-            self.video_view.set_message(f"This job is {job.state}; it has no video.")
+            self.video_view.set_message({"failed": "This job failed; it has no video.", "cancelled": "This job was cancelled; it has no video.", "interrupted": "This job was interrupted; resume or retry it."}.get(job.state, "No video yet."))
         self._load_timeline(job)
 
     def _load_timeline(self, job: Job) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import traceback
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from multitalk_desktop.config import AppContext
 from multitalk_desktop.engine.protocol import ProgressEvent
@@ -165,7 +165,10 @@ class WorkerHost(QObject):
         worker = RunnerWorker(self.ctx, self.choice)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.stopped.connect(thread.quit)
+        # Direct: the GUI thread is blocked in thread.wait() while this fires, so a queued quit
+        # would never be delivered (QThread.quit is thread-safe, and before exec() it makes exec
+        # return at once).
+        worker.stopped.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         worker.job_started.connect(self._on_started)
         worker.job_progress.connect(self.job_progress)
         worker.job_finished.connect(self._on_finished)
