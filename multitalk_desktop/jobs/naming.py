@@ -38,23 +38,28 @@ def fsync_file(path: Path) -> None:
         os.fsync(fh.fileno())
 
 
+def stage_beside(src: Path, folder: Path) -> Path:
+    """A durable copy of `src` on `folder`'s disk (or `src` itself when it is already there), so
+    the final placement is a quick link. Done before the database lock is taken: copying a video
+    to another disk can take seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fsync_file(src)
+    if _device(src.parent) == _device(folder):
+        return src
+    staged = folder / f".{src.name}.{os.getpid()}.partial"
+    shutil.copyfile(src, staged)
+    fsync_file(staged)
+    os.unlink(src)
+    return staged
+
+
 def place_without_overwrite(src: Path, folder: Path, name: str) -> Path:
     """Move `src` into `folder` as `name` (or `name-2`, `name-3`, ... when taken). The file is
     fsynced before it appears under its final name and the folder after, so a crash leaves either
     no output or a whole one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fsync_file(src)
-    if _device(src.parent) != _device(folder):
-        # Another disk: copy beside the destination first, so the final step is still a link.
-        staged = folder / f".{name}.{os.getpid()}.partial"
-        shutil.copyfile(src, staged)
-        fsync_file(staged)
-        final = _link_unique(staged, folder, name)
-        os.unlink(staged)
-        os.unlink(src)
-    else:
-        final = _link_unique(src, folder, name)
-        os.unlink(src)
+    staged = stage_beside(src, folder)
+    final = _link_unique(staged, folder, name)
+    os.unlink(staged)
     fsync_dir(folder)
     return final
 

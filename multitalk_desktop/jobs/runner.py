@@ -16,7 +16,7 @@ from pathlib import Path
 
 from multitalk_desktop.engine.protocol import CancelToken, Engine, GenerationInputs, ProgressEvent
 from multitalk_desktop.errors import Cancelled, IllegalTransition, MultiTalkError, OutOfMemory
-from multitalk_desktop.jobs.naming import output_name, place_without_overwrite
+from multitalk_desktop.jobs.naming import output_name, place_without_overwrite, stage_beside
 from multitalk_desktop.jobs.queue import CLIPS_FOLDER, JobQueue
 from multitalk_desktop.jobs.store import Job, this_worker_id
 
@@ -183,6 +183,7 @@ class Runner:
         if not produced.is_file():
             return self._end(job.id, "failed", log, "engine returned no file",
                              error="The engine finished without writing a video.")
+        produced = stage_beside(produced, self.queue.ctx.outputs_dir)  # slow part, before the lock
         notes = list(job.notes) + [str(n) for n in getattr(result, "notes", [])]
         produced_by = getattr(result, "produced_by", None) or job.produced_by
         with self.store.write() as c:
