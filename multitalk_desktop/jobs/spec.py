@@ -15,6 +15,9 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+# The one conversion between the official [top, left, bottom, right] and our x0,y0,x1,y1 lives
+# with the mask code (torch-free at import); re-exported here for the request parser.
+from multitalk_desktop.engine.masks import official_bbox_to_box  # noqa: E402,F401
 from multitalk_desktop.errors import MultiTalkError, ValidationFailed
 
 # The streaming loop's geometry (official MultiTalk): 25 fps, 81-frame clips, the last 25 frames of
@@ -160,14 +163,6 @@ def default_boxes(width: int, height: int, voices: int, margin: float = 0.05) ->
     left = (int(half * margin), y0, int(half * (1 - margin)), y1)
     right = (half + int(half * margin), y0, half + int(half * (1 - margin)), y1)
     return [left, right]
-
-
-def official_bbox_to_box(bbox: list | tuple) -> Box:
-    """The official example format gives [top, left, bottom, right]; we use x0,y0,x1,y1."""
-    if len(bbox) != 4:
-        raise ValueError(f"a bbox needs four numbers [top, left, bottom, right], got {len(bbox)}")
-    top, left, bottom, right = (int(round(float(v))) for v in bbox)
-    return (left, top, right, bottom)
 
 
 # ---------------------------------------------------------------------------------- validation
