@@ -26,5 +26,15 @@ lint: setup
 bench: setup
 	$(PY) bench/queue_bench.py
 
+# The frozen app (PyInstaller onedir) in dist/multitalk-desktop; docs/PACKAGING.md.
+bundle: setup
+	@$(PY) -c 'import PyInstaller' 2>/dev/null || $(VENV)/bin/pip install -q -c constraints.txt -e ".[bundle]"
+	$(PY) build_spec.py
+
+# Builds the bundle, runs it from dist/, builds the .deb and tarball, installs/removes the .deb.
+bundle-test: setup
+	@$(PY) -c 'import PyInstaller' 2>/dev/null || $(VENV)/bin/pip install -q -c constraints.txt -e ".[bundle]"
+	bash scripts/bundle_test.sh
+
 clean:
 	rm -rf build dist .pytest_cache
