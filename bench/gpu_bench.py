@@ -29,7 +29,6 @@ import gc
 import inspect
 import json
 import math
-import os
 import platform
 import sys
 import threading
@@ -237,11 +236,11 @@ class Timer:
     def finish(self) -> dict[str, float]:
         if self.cuda:
             torch.cuda.synchronize()
-            gaps = [a.elapsed_time(b) / 1000 for a, b in zip(self.points, self.points[1:])]
+            gaps = [a.elapsed_time(b) / 1000 for a, b in zip(self.points, self.points[1:], strict=False)]
         else:
-            gaps = [b - a for a, b in zip(self.points, self.points[1:])]
+            gaps = [b - a for a, b in zip(self.points, self.points[1:], strict=False)]
         out: dict[str, float] = {}
-        for name, gap in zip(self.names, gaps):
+        for name, gap in zip(self.names, gaps, strict=True):
             out[name] = out.get(name, 0.0) + gap
         out["total"] = sum(gaps)
         return out
