@@ -53,7 +53,7 @@ UNUSED_QT_PLUGINS = (
     "sqldrivers", "texttospeech", "webview", "wayland-graphics-integration-server",
     "vectorimageformats", "printsupport",
 )
-# torch/bin holds test programs and protoc; only torch_shm_manager is used (by `import torch`).
+# torch/bin (Linux) holds test programs and protoc; only torch_shm_manager is used by `import torch`.
 KEPT_TORCH_BIN = ("torch_shm_manager",)
 # Modules never used by the app that hooks or optional imports would otherwise drag in.
 EXCLUDED_MODULES = [
@@ -90,7 +90,7 @@ def is_excluded(dest: str) -> bool:
     path = dest.replace("\\", "/")
     if any(path.startswith(p) for p in EXCLUDED_PREFIXES):
         return True
-    if path.startswith("torch/bin/"):
+    if path.startswith("torch/bin/") and sys.platform != "win32":  # Windows keeps DLLs there
         return Path(path).name not in KEPT_TORCH_BIN
     if path.startswith("PySide6/Qt/plugins/"):
         return path.split("/")[3] in UNUSED_QT_PLUGINS
