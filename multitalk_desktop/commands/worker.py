@@ -44,11 +44,8 @@ class _PrintListener:
 
 def run(args: argparse.Namespace) -> int:
     from multitalk_desktop.config import load_context
-    from multitalk_desktop.errors import MultiTalkError
-    from multitalk_desktop.jobs.cli_support import EXIT_FAILED, EXIT_OK
+    from multitalk_desktop.jobs.cli_support import EXIT_FAILED
     from multitalk_desktop.jobs.engines import make_engine
-    from multitalk_desktop.jobs.queue import JobQueue
-    from multitalk_desktop.jobs.runner import Runner
 
     ctx = load_context()
     models = args.models or str(ctx.models_dir)
@@ -66,6 +63,35 @@ def run(args: argparse.Namespace) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_sigterm)
+
+    from multitalk_desktop.jobs.worker_lock import RETRY_S, MachineWorkerLock
+
+    # One process per GPU: the window or `serve` may already be running jobs here.
+    lock = MachineWorkerLock(ctx)
+    if not lock.try_acquire():
+        busy = ("Another MultiTalk process (the window, `serve` or a worker) is running jobs on "
+                "this machine.")
+        if args.once:
+            print(f"worker: {busy} Its queue is the same as this one; close it or let it finish.",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        print(f"worker: {busy} Waiting to take over when it stops.", file=sys.stderr, flush=True)
+        try:
+            while not lock.try_acquire():
+                threading.Event().wait(RETRY_S)
+        except KeyboardInterrupt:
+            return 130
+    try:
+        return _run_with_lock(args, ctx, factory)
+    finally:
+        lock.release()
+
+
+def _run_with_lock(args: argparse.Namespace, ctx, factory) -> int:
+    from multitalk_desktop.errors import MultiTalkError
+    from multitalk_desktop.jobs.cli_support import EXIT_FAILED, EXIT_OK
+    from multitalk_desktop.jobs.queue import JobQueue
+    from multitalk_desktop.jobs.runner import Runner
 
     failed = 0
     with JobQueue(ctx) as queue:
