@@ -79,6 +79,13 @@ METADATA_PACKAGES = [
 STRIPPED_LIBRARIES = ("torch/lib/libtorch_cpu.so", "torch/lib/libtorch_python.so")
 
 
+def bundle_layout(platform: str = sys.platform) -> list[str]:
+    """The top of dist/multitalk-desktop that installers rely on ('/' ends a folder)."""
+    exe = ".exe" if platform == "win32" else ""
+    return [f"{CLI_NAME}{exe}", f"{GUI_NAME}{exe}", "_internal/", "_internal/resources/",
+            "_internal/multitalk_desktop/data/"]
+
+
 def repo_root() -> Path:
     if os.environ.get(REPO_ENV):
         return Path(os.environ[REPO_ENV]).resolve()
