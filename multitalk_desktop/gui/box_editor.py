@@ -6,7 +6,7 @@ own letterboxed view. It is also the image's drop zone: drop a picture on it or 
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QPainterPath,
     QPaintEvent,
     QPen,
+    QPixmap,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -48,12 +49,14 @@ class BoxEditor(QWidget):
         self._box_errors: dict[int, str] = {}
         self._drag: tuple[int, str, QPointF, Box] | None = None  # (box, handle, start, box at start)
         self._drop_hover = False
+        self._scaled: QPixmap | None = None  # the image at its drawn size: smooth-scaled once, not per paint
         self._placeholder = "Drop a portrait here\nor click to choose one\n(PNG, JPEG, WebP; one or two people)"
 
     # ------------------------------------------------------------------ state from the model
     def set_image(self, image: QImage | None, source_size: tuple[int, int] | None) -> None:
         self._image = image
         self._source_size = source_size
+        self._scaled = None
         self.update()
 
     def set_boxes(self, boxes: list[Box]) -> None:
@@ -122,7 +125,13 @@ class BoxEditor(QWidget):
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._placeholder)
             return
         target = self.image_rect()
-        p.drawImage(target, self._image)
+        ratio = self.devicePixelRatioF()
+        want = QSize(max(1, round(target.width() * ratio)), max(1, round(target.height() * ratio)))
+        if self._scaled is None or self._scaled.size() != want:
+            self._scaled = QPixmap.fromImage(self._image.scaled(
+                want, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation))
+            self._scaled.setDevicePixelRatio(ratio)
+        p.drawPixmap(target.topLeft(), self._scaled)
         for index, box in enumerate(self._boxes):
             self._paint_box(p, index, box)
 

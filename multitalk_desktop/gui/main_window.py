@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -47,6 +47,8 @@ APP_TITLE = "MultiTalk Desktop"
 
 
 class MainWindow(QMainWindow):
+    job_submitted = Signal(object)  # Job, once it is in the database
+
     def __init__(self, ctx: AppContext, choice: EngineChoice, files: list[str] | None = None,
                  start_worker: bool = True, poll_ms: int = 400) -> None:
         super().__init__()
@@ -77,6 +79,23 @@ class MainWindow(QMainWindow):
             self.open_files(files)
         if start_worker:
             self.worker.start()
+        QTimer.singleShot(300, self._prewarm)
+
+    def _prewarm(self) -> None:
+        """Import the media modules in the task pool soon after start-up. Loading their native
+        libraries (libsndfile, soxr, ffmpeg helpers) holds Python's GIL for tens of milliseconds;
+        paid here, while the user is still reading the window, it does not freeze the first job's
+        progress or the first preview."""
+
+        def work() -> None:
+            import PIL.Image  # noqa: F401
+            import soxr  # noqa: F401
+
+            import multitalk_desktop.media.audio  # noqa: F401
+            import multitalk_desktop.media.video  # noqa: F401
+            import multitalk_desktop.media.waveform  # noqa: F401
+
+        self.pool.submit(work, None, lambda _err: None)
 
     # ------------------------------------------------------------------ layout
     def _build_layout(self) -> None:
@@ -187,21 +206,34 @@ class MainWindow(QMainWindow):
         except MultiTalkError as err:
             QMessageBox.warning(self, APP_TITLE, err.user_text())
 
-    def submit(self, request) -> Job | None:
-        try:
-            job = self.queue.submit(request)
-        except ValidationFailed as err:
-            self.form_model.validate_now()
-            self.statusBar().showMessage(err.message, 10000)
-            return None
-        except MultiTalkError as err:
-            QMessageBox.warning(self, APP_TITLE, err.user_text())
-            return None
-        self.table_model.refresh(force=True)
-        self.queue_panel.select_job(job.id)
-        self.worker.wake()
-        self.statusBar().showMessage(f"Job {job.id[:8]} queued.", 5000)
-        return job
+    def submit(self, request) -> None:
+        """Queue the request. The submit copies the inputs into the job folder and syncs them to
+        disk (tens to hundreds of milliseconds, more for big files), so it runs in the task pool;
+        `job_submitted` fires on the GUI thread when the job is in the database."""
+        self.form.submit_button.setEnabled(False)
+        self.statusBar().showMessage("Adding the job to the queue…")
+        queue = self.queue
+
+        def done(job: Job) -> None:
+            self.table_model.refresh(force=True)
+            self.queue_panel.select_job(job.id)
+            self.worker.wake()
+            self.form._update_submit()
+            self.statusBar().showMessage(f"Job {job.id[:8]} queued.", 5000)
+            self.job_submitted.emit(job)
+
+        def failed(err: BaseException) -> None:
+            self.form._update_submit()
+            if isinstance(err, ValidationFailed):
+                self.form_model.validate_now()
+                self.statusBar().showMessage(err.message, 10000)
+            elif isinstance(err, MultiTalkError):
+                self.statusBar().clearMessage()
+                QMessageBox.warning(self, APP_TITLE, err.user_text())
+            else:
+                self.statusBar().showMessage(f"The job could not be queued: {err}", 15000)
+
+        self.pool.submit(lambda: queue.submit(request), done, failed)
 
     def resume_jobs(self, job_ids: list[str]) -> None:
         for job_id in job_ids:

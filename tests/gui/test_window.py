@@ -19,6 +19,12 @@ def fill_form(qtbot, window, examples, voices=("1-man.WAV", "1-woman.WAV"), step
     qtbot.waitUntil(window.form.submit_button.isEnabled, timeout=5000)
 
 
+def submit(qtbot, window):
+    with qtbot.waitSignal(window.job_submitted, timeout=20000) as blocker:
+        window.submit(window.form_model.request())
+    return blocker.args[0]
+
+
 def progress_text(window, job_id):
     row = window.table_model.row_of(job_id)
     return "" if row is None else window.table_model.index(row, COL_PROGRESS).data()
@@ -27,7 +33,8 @@ def progress_text(window, job_id):
 def test_submit_creates_a_job_in_the_store(qtbot, make_window, examples, ctx):
     window = make_window(start_worker=False)
     fill_form(qtbot, window, examples)
-    window.form.submit_button.click()
+    with qtbot.waitSignal(window.job_submitted, timeout=20000):
+        window.form.submit_button.click()
     jobs = window.queue.list()
     assert len(jobs) == 1 and jobs[0].state == "queued"
     assert jobs[0].request["steps"] == 4 and len(jobs[0].request["audio"]) == 2
@@ -42,7 +49,7 @@ def test_the_queue_follows_the_worker_until_the_video_plays(qtbot, make_window, 
     fill_form(qtbot, window, examples, voices=("1-man.WAV",), steps=6)
     seen = []
     window.worker.job_progress.connect(lambda job_id, ev: seen.append(progress_text(window, job_id)))
-    job = window.submit(window.form_model.request())
+    job = submit(qtbot, window)
     qtbot.waitUntil(lambda: any("clip 1/" in t and "step" in t for t in seen), timeout=20000)
     assert any(" - step " in t for t in seen)
     qtbot.waitUntil(lambda: window.queue.get(job.id).state == "completed", timeout=60000)
@@ -58,7 +65,7 @@ def test_the_queue_follows_the_worker_until_the_video_plays(qtbot, make_window, 
 def test_cancel_from_the_window_stops_the_running_job(qtbot, make_window, examples):
     window = make_window(step_seconds=0.1)
     fill_form(qtbot, window, examples, steps=40)
-    job = window.submit(window.form_model.request())
+    job = submit(qtbot, window)
     qtbot.waitUntil(lambda: window.worker.running_job_id == job.id, timeout=20000)
     window.queue_panel.select_job(job.id)
     qtbot.waitUntil(window.queue_panel.cancel_button.isEnabled, timeout=5000)
@@ -103,7 +110,7 @@ def test_a_failed_job_shows_its_error_with_a_copy_button(qtbot, make_window, exa
 def test_closing_with_a_running_job_asks_then_cancels_and_joins_the_thread(qtbot, make_window, examples):
     window = make_window(step_seconds=0.1)
     fill_form(qtbot, window, examples, steps=40)
-    job = window.submit(window.form_model.request())
+    job = submit(qtbot, window)
     qtbot.waitUntil(lambda: window.worker.running_job_id == job.id, timeout=20000)
 
     def answer(button_text):
