@@ -80,6 +80,33 @@ class MainWindow(QMainWindow):
         if start_worker:
             self.worker.start()
         QTimer.singleShot(300, self._prewarm)
+        self.api_server = None
+        self.apply_api_setting()
+
+    def apply_api_setting(self) -> None:
+        """Run the local HTTP API (api.server.ApiServer) while the window is open when the settings
+        ask for it; the window's own worker runs the jobs, so the server runs none itself."""
+        wanted = bool(self.ctx.settings.api_enabled)
+        server = self.api_server
+        if server is not None and (not wanted or server.port != int(self.ctx.settings.api_port)):
+            self.api_server = None
+            self.pool.submit(server.stop, None, lambda _e: None)
+        if wanted and self.api_server is None:
+            try:
+                from multitalk_desktop.api.server import ApiServer
+            except ImportError as err:
+                self.statusBar().showMessage(f"The HTTP API is not available in this build ({err}).", 10000)
+                return
+            server = ApiServer(self.ctx, self.ctx.settings.api_host, int(self.ctx.settings.api_port),
+                               announce=lambda text: None)
+            self.api_server = server
+
+            def failed(err: BaseException) -> None:
+                self.api_server = None
+                self.statusBar().showMessage(f"The HTTP API could not start: {err}", 15000)
+
+            self.pool.submit(server.start, lambda _s: self.statusBar().showMessage(
+                f"HTTP API listening on {server.url}", 8000), failed)
 
     def _prewarm(self) -> None:
         """Import the media modules in the task pool soon after start-up. Loading their native
@@ -268,6 +295,7 @@ class MainWindow(QMainWindow):
         self._settings_dialog = dialog
 
     def _on_settings_saved(self) -> None:
+        self.apply_api_setting()
         self.statusBar().showMessage("Settings saved. Engine changes apply to the next engine start.", 6000)
         self.worker.wake()
 
@@ -361,6 +389,9 @@ class MainWindow(QMainWindow):
         self.preview.stop_player()
         self.worker.stop()
         self.pool.shutdown()
+        if self.api_server is not None:
+            self.api_server.stop()
+            self.api_server = None
         self.notifier.hide()
         self.queue.close()
 
