@@ -33,7 +33,6 @@ from multitalk_desktop.engine.model_files import (
 )
 from multitalk_desktop.errors import Cancelled, ModelFilesError
 
-CHUNK = 1024 * 1024
 RETRIES = 5  # reconnects per file after a dropped connection (each resumes where it stopped)
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -188,7 +187,7 @@ def stream_to_part(url: str, part: Path, size: int | None, token, progress, shou
                 if have and resp.status_code == 200:  # the server ignored Range: start over
                     mode, have = "wb", 0
                 with open(part, mode) as fh:
-                    for chunk in resp.iter_bytes(CHUNK):
+                    for chunk in resp.iter_bytes():  # as it arrives: a drop keeps what came
                         if should_stop and should_stop():
                             raise Cancelled()
                         fh.write(chunk)

@@ -158,11 +158,7 @@ def check_file(
 ) -> str | None:
     """The problem with one present file, or None."""
     path = root / mf.path
-    size = path.stat().st_size
-    if record is not None and record.get("size") != size:
-        return f"has {size} bytes; {record.get('size')} were verified at download."
-    if record is None and mf.size is not None and variant == "real" and size != mf.size:
-        return f"has {size} bytes; the real file has {mf.size}."
+    # The content first: "truncated" says more than "wrong size".
     if mf.kind in ("json", "safetensors-index"):
         problem = json_problem(path)
         if problem:
@@ -171,6 +167,11 @@ def check_file(
         problem = safetensors_problem(path)
         if problem:
             return problem
+    size = path.stat().st_size
+    if record is not None and record.get("size") != size:
+        return f"has {size} bytes; {record.get('size')} were verified at download."
+    if record is None and mf.size is not None and variant == "real" and size != mf.size:
+        return f"has {size} bytes; the real file has {mf.size}."
     if deep and record is not None and record.get("sha256"):
         if sha256_file(path, on_bytes) != record["sha256"]:
             return "does not match the sha256 recorded when it was verified (the file changed or is damaged)."
