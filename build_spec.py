@@ -58,7 +58,8 @@ KEPT_TORCH_BIN = ("torch_shm_manager",)
 # Modules never used by the app that hooks or optional imports would otherwise drag in.
 EXCLUDED_MODULES = [
     "tkinter", "_tkinter", "IPython", "matplotlib", "pytest", "_pytest", "pytestqt", "hypothesis",
-    "schemathesis", "PyInstaller", "ruff", "importlinter", "grimp", "torch.testing._internal",
+    # (not torch.testing._internal: torch.utils.checkpoint imports it when torch loads)
+    "schemathesis", "PyInstaller", "ruff", "importlinter", "grimp",
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.QtWebEngineQuick",
     "PySide6.QtWebChannel", "PySide6.QtWebView", "PySide6.Qt3DCore", "PySide6.Qt3DRender",
     "PySide6.QtCharts", "PySide6.QtDataVisualization", "PySide6.QtGraphs", "PySide6.QtQuick3D",
@@ -139,7 +140,7 @@ def build_with_pyinstaller(ns: dict) -> None:
         debug=False,
         strip=False,  # selective strip after the build (see STRIPPED_LIBRARIES)
         upx=False,
-        icon=str(icon) if icon.is_file() else None,
+        icon=str(icon) if icon.is_file() and sys.platform in ("win32", "darwin") else None,
         contents_directory="_internal",
     )
     executables = [ns["EXE"](pyz, a.scripts, [], name=CLI_NAME, console=True, **common)]
