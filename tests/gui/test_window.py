@@ -71,7 +71,8 @@ def test_cancel_from_the_window_stops_the_running_job(qtbot, make_window, exampl
     qtbot.waitUntil(window.queue_panel.cancel_button.isEnabled, timeout=5000)
     window.queue_panel.cancel_button.click()
     qtbot.waitUntil(lambda: window.queue.get(job.id).state == "cancelled", timeout=10000)
-    assert window.worker.running_job_id is None
+    # the database says cancelled a moment before the worker's job_finished signal arrives
+    qtbot.waitUntil(lambda: window.worker.running_job_id is None, timeout=5000)
     assert window.queue.get(job.id).output is None
 
 
