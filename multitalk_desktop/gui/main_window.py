@@ -330,7 +330,10 @@ class MainWindow(QMainWindow):
             words = {"stopped": "Engine: loads when the first job starts",
                      "loading": "Engine: loading the models (this can take a few minutes)…",
                      "ready": "Engine: MultiTalk loaded"}
-        text = words.get(state, f"Engine problem: {message}")
+        if state == "waiting":
+            text = "Engine: another process runs the queue"
+        else:
+            text = words.get(state, f"Engine problem: {message}")
         self.engine_label.setText(text)
         self.engine_label.setToolTip(message)
         if state == "failed":

@@ -21,6 +21,7 @@ from multitalk_desktop.gui.engine_choice import EngineChoice
 from multitalk_desktop.jobs.queue import JobQueue
 from multitalk_desktop.jobs.runner import Runner
 from multitalk_desktop.jobs.store import Job
+from multitalk_desktop.jobs.worker_lock import RETRY_S, MachineWorkerLock
 
 IDLE_WAIT_S = 0.3  # how soon a newly queued job starts when the worker is idle
 
@@ -68,7 +69,12 @@ class RunnerWorker(QObject):
         listener = _Listener(self)
         runner = Runner(queue, self._make_engine, listener=listener)
         self._runner = runner
+        # One process per GPU runs jobs: `serve` or `worker` may already hold it. The queue is
+        # shared, so jobs submitted here still run there, and this window takes over when it stops.
+        gpu_lock = MachineWorkerLock(self._ctx)
+        told_busy = False
         try:
+            queue.apply_retention()  # the user's keep-last-N / N-days settings; 0 keeps all
             while not self._stop.is_set():
                 if not queue.store.queued():
                     # Runner.run_next loads the engine before it claims; with nothing queued the
@@ -76,6 +82,15 @@ class RunnerWorker(QObject):
                     self._wake.wait(IDLE_WAIT_S)
                     self._wake.clear()
                     continue
+                if not gpu_lock.try_acquire():
+                    if not told_busy:
+                        self.engine_state.emit(
+                            "waiting", "Another MultiTalk process (serve or a worker) is running "
+                            "jobs on this machine; it runs this queue too.")
+                        told_busy = True
+                    self._stop.wait(RETRY_S)
+                    continue
+                told_busy = False
                 try:
                     job = runner.run_next()
                 except MultiTalkError as err:
@@ -96,6 +111,7 @@ class RunnerWorker(QObject):
             try:
                 runner.close()
             finally:
+                gpu_lock.release()
                 queue.close()
                 self._runner = None
                 self.engine_state.emit("stopped", "")
