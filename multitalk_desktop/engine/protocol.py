@@ -4,9 +4,10 @@ above `engine/` imports this module, never the heavy ones."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 PHASES = ("loading", "encoding", "denoising", "decoding", "exporting")
 
