@@ -509,6 +509,40 @@ def measure_plain(report: Report, model, size: dict, inputs: dict, device: torch
     return result
 
 
+def measure_ref_map(report: Report, size: dict, device: torch.device, dtype: torch.dtype, seed: int) -> dict:
+    """One block's two-speaker reference-attention map at the clip's shapes: the model's chunked
+    fp32 version against the fused attention version (engine/ref_map.py)."""
+    from multitalk_desktop.engine.ref_map import reference_attention_map_fused
+    from multitalk_desktop.engine.transformer import reference_attention_map
+
+    cfg = size["transformer"]
+    frames = (size["frames"] - 1) // cfg["vae_scale"] + 1
+    per_frame = (size["latent_hw"][0] // 2) * (size["latent_hw"][1] // 2)
+    gen = torch.Generator(device=device).manual_seed(seed + 3)
+    shape = (1, frames * per_frame, cfg["num_attention_heads"], cfg["attention_head_dim"])
+    query = torch.randn(*shape, generator=gen, device=device).to(dtype)
+    key = torch.randn(*shape, generator=gen, device=device).to(dtype)
+    masks = torch.zeros(3, per_frame, device=device)
+    half = per_frame // 2
+    masks[0, :half] = 1
+    masks[1, half:] = 1
+    result = {}
+    maps = {}
+    for name, fn in (("model", reference_attention_map), ("fused", reference_attention_map_fused)):
+        with torch.no_grad():
+            fn(query, key, per_frame, masks, 2)  # warm-up
+            timer = Timer(device)
+            for _ in range(3):
+                maps[name] = fn(query, key, per_frame, masks, 2)
+            timer.mark("map")
+        result[f"{name}_s"] = timer.finish()["map"] / 3
+    result["rel_diff"] = relative_difference(maps["fused"], maps["model"])
+    result["max_abs_diff"] = float((maps["fused"] - maps["model"]).abs().max())
+    report.say(f"  reference-attention map, one block: model {result['model_s'] * 1000:.1f} ms, fused "
+               f"{result['fused_s'] * 1000:.1f} ms, rel diff {result['rel_diff']:.2e}")
+    return result
+
+
 def measure_profile(report: Report, name: str, size: dict, device: torch.device, dtype: torch.dtype,
                     seed: int, budget: Budget, reference: dict, vae_cfg: dict, fast: bool) -> dict:
     from multitalk_desktop.engine.fp8 import fp8_bytes
@@ -556,6 +590,18 @@ def measure_profile(report: Report, name: str, size: dict, device: torch.device,
         result["fast_step"], _ = denoise_step(model, inputs, contexts, "fast", device)
     else:
         result["fast_step"] = {"skipped": "time budget" if fast else "not requested"}
+    if name == "full" and budget.allows(quality["cond"] + 10):
+        from multitalk_desktop.engine.ref_map import fused_reference_map
+
+        timer = Timer(device)
+        with fused_reference_map():
+            fused = multitalk_pass(model, inputs, contexts, inputs["latents"], "cond")
+        timer.mark("cond")
+        result["cond_pass_fused_ref_map"] = {
+            "seconds": timer.finish()["cond"],
+            "rel_diff_vs_model_map": relative_difference(fused.float().cpu(), cond),
+        }
+        del fused
     if applied.audio_kv_cache is not None:
         stats = applied.audio_kv_cache.stats
         result["audio_kv_cache"] = {"hits": stats.hits, "misses": stats.misses,
@@ -642,6 +688,12 @@ def summarise(report: Report, results: dict) -> None:
             if check["verdict"]:
                 report.say(f"  {row['profile']:<9} {label:<32} {_fmt(check['value'], 3):>8}  {check['verdict']}")
     report.say("")
+    ref = results.get("ref_map")
+    fused = profiles.get("full", {}).get("cond_pass_fused_ref_map")
+    if ref:
+        report.say(f"reference map per block: model {ref['model_s'] * 1e3:.1f} ms, fused {ref['fused_s'] * 1e3:.1f} ms"
+                   + (f"; full cond pass with fused map {fused['seconds']:.3f} s (output rel diff "
+                      f"{fused['rel_diff_vs_model_map']:.2e})" if fused else ""))
     report.say(f"plain forward {_fmt(plain, 3)} s; plain VAE decode {_fmt(vae_plain)} s; "
                f"3 plain forwards {_fmt(3 * plain if plain else None)} s")
     header = (f"{'profile':<9} {'q-step s':>8} {'x3plain':>7} {'xfull':>6} {'f-step s':>8} "
@@ -706,6 +758,8 @@ def main(argv=None) -> int:
     results["plain"] = measure_plain(report, model, size, inputs, device, args.plain_repeats)
     results["plain"]["multitalk_parameters"] = params
     del model, inputs
+    free_memory(device)
+    results["ref_map"] = measure_ref_map(report, size, device, dtype, args.seed)
     free_memory(device)
     report.save()
 
