@@ -247,6 +247,7 @@ class MultiTalkPipeline:
             "drop_audio": (prompt, null_context),
         }
 
+        schedule = schedule.to(device)  # every timestep op below runs on the models' device
         generator = torch.Generator().manual_seed(clip_seed(inputs.seed, clip.index))
         latent_shape = (y.shape[1] - 4, *y.shape[2:])  # y = 4 mask channels + the latent channels
         latent = torch.randn(latent_shape, generator=generator).to(device)
@@ -263,7 +264,7 @@ class MultiTalkPipeline:
         for i in range(steps):
             tracker.check_cancel()
             tracker.step_started()
-            t = schedule[i:i + 1].to(device)
+            t = schedule[i:i + 1]
             model_input = torch.cat([latent[None], y.to(latent.dtype)], dim=1).to(models.plan.dtype)
             with torch.no_grad():
                 preds = {
@@ -276,7 +277,7 @@ class MultiTalkPipeline:
                 }
             velocity = guidance.combine(preds)
             previous = latent
-            latent = euler_step(latent, velocity, schedule[i].to(device), schedule[i + 1].to(device))
+            latent = euler_step(latent, velocity, schedule[i], schedule[i + 1])
             if renoise:
                 inject_motion(latent, motion_latents, fresh_noise(), schedule[i + 1:i + 2])
             tracker.step_finished()
