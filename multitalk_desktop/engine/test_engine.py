@@ -4,7 +4,9 @@
 It behaves like the real one where the rest of the app can tell: a real H.264 + AAC MP4 with the
 voices mixed as `audio_type` says, frames derived from the image and the seed (another seed gives
 other frames), progress for clips x steps with the streaming loop's clip count, cancel honoured
-at every step (nothing is written), finished clips kept in `work_dir` so a resume continues.
+at every step (nothing is written), finished clips kept in `work_dir` so a resume continues,
+and a small PNG preview every few steps (the portrait emerging from noise as the steps go by), as
+the real engine sends its latent previews.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ CLIP_FRAMES = 81
 MOTION_FRAMES = 25
 SAMPLE_RATE = 16000
 MAX_SIDE = 96  # fake frames stay tiny: tests encode many of them
+PREVIEW_EVERY = 3  # steps between previews (and the last step of each clip)
+PREVIEW_SIDE = 64  # previews are tiny: a PNG of this size encodes in well under a millisecond
 
 
 def clip_count(frames: int) -> int:
@@ -72,6 +76,7 @@ class TestEngine:
         done_dir = Path(inputs.work_dir)
         done_dir.mkdir(parents=True, exist_ok=True)
         total_steps = clips * steps
+        preview = _PreviewMaker(Path(inputs.image), int(inputs.seed))
         for clip in range(1, clips + 1):
             marker = done_dir / f"clip_{clip:03d}.done"
             if marker.exists():  # finished before an interruption: resume continues after it
@@ -83,9 +88,10 @@ class TestEngine:
                 elapsed = time.monotonic() - started
                 finished = (clip - 1) * steps + step
                 eta = elapsed / finished * (total_steps - finished)
+                png = preview.png(step / steps) if step % PREVIEW_EVERY == 0 or step == steps else None
                 report(ProgressEvent("denoising", clip=clip, clips=clips, step=step, steps=steps,
                                      elapsed_s=elapsed, eta_s=eta,
-                                     percent=100.0 * finished / total_steps * 0.95))
+                                     percent=100.0 * finished / total_steps * 0.95, preview_png=png))
             cancel.raise_if_cancelled()
             marker.write_text("ok\n")
         report(ProgressEvent("decoding", clip=clips, clips=clips, step=steps, steps=steps,
@@ -102,6 +108,37 @@ class TestEngine:
         return GenerationResult(output_path=out, frames=len(video), fps=float(FPS),
                                 audio_seconds=len(audio) / SAMPLE_RATE, notes=notes,
                                 produced_by=self.name)
+
+
+class _PreviewMaker:
+    """The portrait at PREVIEW_SIDE pixels blended with seeded noise: mostly noise at the first
+    steps, the clean portrait at the last, like a denoising preview. The image is read once."""
+
+    def __init__(self, image: Path, seed: int) -> None:
+        self._image = image
+        self._seed = seed
+        self._base: np.ndarray | None = None
+        self._noise: np.ndarray | None = None
+
+    def png(self, done_fraction: float) -> bytes | None:
+        import io
+
+        from PIL import Image
+
+        if self._base is None:
+            try:
+                with Image.open(self._image) as im:
+                    im = im.convert("RGB")
+                    im.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+                    self._base = np.asarray(im, dtype=np.float32)
+            except OSError:  # an unreadable image fails later, where the real engine would
+                return None
+            self._noise = np.random.default_rng(self._seed).uniform(0, 255, self._base.shape).astype(np.float32)
+        t = min(1.0, max(0.0, done_fraction))
+        mixed = np.clip(self._base * t + self._noise * (1.0 - t), 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(mixed, "RGB").save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
 
 
 def _load_voice(path: Path) -> np.ndarray:
