@@ -751,9 +751,10 @@ def main(argv=None) -> int:
     report.save()
 
     report.say("[2/3] plain WanTransformer3DModel (same backbone weights, same shapes)")
+    started = time.perf_counter()
     model = build_multitalk(size["transformer"], device, dtype, args.seed)
     params = sum(p.numel() for p in model.parameters())
-    report.say(f"  MultiTalk transformer: {params / 1e9:.3f} B parameters, built in {budget.elapsed:.1f} s")
+    report.say(f"  MultiTalk transformer: {params:,} parameters, built in {time.perf_counter() - started:.1f} s")
     inputs = make_inputs(model, size, device, dtype, args.seed)
     results["plain"] = measure_plain(report, model, size, inputs, device, args.plain_repeats)
     results["plain"]["multitalk_parameters"] = params
