@@ -54,8 +54,7 @@ def run_app(files: list[str]) -> int:
     shown_after = time.perf_counter() - _STARTED
     if os.environ.get("MULTITALK_DESKTOP_PRINT_STARTUP"):
         print(f"window shown after {shown_after:.2f} s", flush=True)
-    if not choice.is_test and not window.models_ready():
-        QTimer.singleShot(0, lambda: window.open_settings("models"))
+    QTimer.singleShot(0, window.open_models_page_if_missing)
     quit_after = os.environ.get(QUIT_AFTER_ENV)
     if quit_after:
         QTimer.singleShot(int(quit_after), window.close)

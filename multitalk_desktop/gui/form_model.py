@@ -203,6 +203,12 @@ class JobFormModel(QObject):
         self.options_changed.emit()
         self._edited()
 
+    def set_models_dir(self, models_dir: Path) -> None:
+        """The settings moved the models folder: validate against the new one."""
+        if models_dir != self._models_dir:
+            self._models_dir = models_dir
+            self._edited()
+
     def _edited(self) -> None:
         self._generation += 1
         self._set_validating(True)

@@ -294,9 +294,14 @@ class MainWindow(QMainWindow):
         dialog.open()
         self._settings_dialog = dialog
 
-    def _on_settings_saved(self) -> None:
+    def _on_settings_saved(self, engine_changed: bool) -> None:
         self.apply_api_setting()
-        self.statusBar().showMessage("Settings saved. Engine changes apply to the next engine start.", 6000)
+        self.form_model.set_models_dir(self.ctx.models_dir)
+        if engine_changed:
+            self.worker.reload_engine()
+            self.statusBar().showMessage("Settings saved. The next job loads the engine with them.", 6000)
+        else:
+            self.statusBar().showMessage("Settings saved.", 4000)
         self.worker.wake()
 
     def about(self) -> None:
@@ -338,6 +343,14 @@ class MainWindow(QMainWindow):
         self.engine_label.setToolTip(message)
         if state == "failed":
             self.statusBar().showMessage(f"The engine could not start: {message}", 20000)
+
+    def open_models_page_if_missing(self) -> bool:
+        """First start without model files: the models page says where they go and how to get
+        them. Not with the test engine, which needs none. True when the page was opened."""
+        if self.choice.is_test or self.models_ready():
+            return False
+        self.open_settings("models")
+        return True
 
     def models_ready(self) -> bool:
         try:

@@ -57,8 +57,12 @@ def _folder_row(edit: QLineEdit, parent: QWidget) -> QWidget:
     return box
 
 
+ENGINE_NOTE = ("The models folder, VRAM profile and device apply to the next job: the engine reloads "
+               "between jobs with the new settings. A running job finishes with the ones it started with.")
+
+
 class SettingsDialog(QDialog):
-    settings_saved = Signal()
+    settings_saved = Signal(bool)  # True when an engine setting (models folder, profile, device) changed
 
     def __init__(self, ctx: AppContext, pool: TaskPool, parent: QWidget | None = None, page: str = "general") -> None:
         super().__init__(parent)
@@ -87,6 +91,10 @@ class SettingsDialog(QDialog):
         form.addRow("VRAM profile", self.profile_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.notify_check)
+        self.engine_note = QLabel(ENGINE_NOTE)
+        self.engine_note.setWordWrap(True)
+        self.engine_note.setStyleSheet(f"color: {MUTED_TEXT};")
+        form.addRow("", self.engine_note)
 
         self.api_check = QCheckBox("Run the local HTTP API while the window is open")
         self.api_check.setChecked(s.api_enabled)
@@ -126,6 +134,7 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(QWidget(), "System")
         self.tabs.currentChanged.connect(self._maybe_build_system)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Close)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         col = QVBoxLayout(self)
@@ -155,6 +164,7 @@ class SettingsDialog(QDialog):
 
     def save(self) -> None:
         s = self.ctx.settings
+        engine_before = (self.ctx.models_dir, s.profile, s.device)
         s.models_dir = self.models_edit.text().strip()
         s.outputs_dir = self.outputs_edit.text().strip()
         s.profile = self.profile_combo.currentData()
@@ -163,7 +173,7 @@ class SettingsDialog(QDialog):
         s.api_enabled = self.api_check.isChecked()
         s.api_port = int(self.port_spin.value())
         s.save(self.ctx.paths)
-        self.settings_saved.emit()
+        self.settings_saved.emit(engine_before != (self.ctx.models_dir, s.profile, s.device))
         self.accept()
 
     def done(self, result: int) -> None:

@@ -2,7 +2,9 @@
 thread; results travel back to the GUI thread as queued signals).
 
 The engine is created lazily inside the worker thread (loading it imports torch and reads many
-gigabytes, which must never happen on the GUI thread) and kept between jobs by the Runner. The
+gigabytes, which must never happen on the GUI thread) and kept between jobs by the Runner. When
+the settings that shape it change (models folder, VRAM profile, device), `reload_engine()` drops it
+between jobs, never during one: the next job loads it again with the new settings. The
 worker has its own database connection; the GUI's table model sees its writes through
 `data_version()` and its progress through the signals here, without waiting for the database.
 """
@@ -41,6 +43,7 @@ class RunnerWorker(QObject):
         self._choice = choice
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._reload = threading.Event()
         self._runner: Runner | None = None
 
     # Runner listener protocol (called in the worker thread) -> queued signals
@@ -58,9 +61,12 @@ class RunnerWorker(QObject):
 
         self.engine_state.emit("loading", "Loading the engine…")
         settings = self._ctx.settings
-        engine = make_engine(self._choice.kind, models_dir=self._ctx.models_dir, device=settings.device,
-                             profile=settings.profile, step_seconds=self._choice.step_seconds)
-        self.engine_state.emit("ready", getattr(engine, "name", "engine"))
+        models_dir, device, profile = self._ctx.models_dir, settings.device, settings.profile
+        engine = make_engine(self._choice.kind, models_dir=models_dir, device=device,
+                             profile=profile, step_seconds=self._choice.step_seconds)
+        # The settings it was made with, in the status bar's tooltip: which ones the next job uses.
+        self.engine_state.emit("ready", f"{getattr(engine, 'name', 'engine')}: profile {profile}, "
+                               f"device {device}, models {models_dir}")
         return engine
 
     @Slot()
@@ -91,6 +97,12 @@ class RunnerWorker(QObject):
                     self._stop.wait(RETRY_S)
                     continue
                 told_busy = False
+                if self._reload.is_set():
+                    # Between jobs (this loop never runs during one): the next run_next makes a new
+                    # engine from the settings as they are now.
+                    self._reload.clear()
+                    runner.close()
+                    self.engine_state.emit("stopped", "")
                 try:
                     job = runner.run_next()
                 except MultiTalkError as err:
@@ -128,6 +140,10 @@ class RunnerWorker(QObject):
 
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def reload_engine(self) -> None:
+        self._reload.set()
         self._wake.set()
 
     @property
@@ -195,6 +211,12 @@ class WorkerHost(QObject):
     def wake(self) -> None:
         if self._worker is not None:
             self._worker.wake()
+
+    def reload_engine(self) -> None:
+        """The engine settings changed: the loaded engine is dropped after the running job (if any)
+        and the next job loads a new one. Without a worker running, the next start reads them."""
+        if self._worker is not None:
+            self._worker.reload_engine()
 
     def stop(self, timeout_ms: int = 60_000) -> bool:
         """Ask the loop to end after the current job (cancel that first if it must not finish)
