@@ -171,7 +171,8 @@ class ApiServer:
             kind = self.options.engine_kind
 
             def factory():
-                return make_engine(kind, self.ctx.models_dir, device=s.device, profile=s.profile)
+                return make_engine(kind, self.ctx.models_dir, device=s.device, profile=s.profile,
+                                   max_frames=s.max_frames)
 
         return Runner(JobQueue(self.ctx), factory)
 

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         print("worker: using the TEST engine (fake videos, for tests only).", file=sys.stderr)
 
     def factory():
-        return make_engine(kind, models, device=device, profile=profile, step_seconds=args.test_step_seconds)
+        return make_engine(kind, models, device=device, profile=profile,
+                           step_seconds=args.test_step_seconds, max_frames=ctx.settings.max_frames)
 
     def on_sigterm(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt

@@ -11,9 +11,11 @@ ENGINE_KINDS = ("real", "test")
 
 
 def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "auto",
-                profile: str = "auto", step_seconds: float = 0.0) -> Engine:
+                profile: str = "auto", step_seconds: float = 0.0,
+                max_frames: int | None = None) -> Engine:
     """`test`: the torch-free fake engine (tests only; every job it touches says so).
-    `real`: MultiTalk on diffusers, loaded once from `models_dir`."""
+    `real`: MultiTalk on diffusers, loaded once from `models_dir`. `max_frames` is the user's
+    cap on frames per video (settings; None or 0: no cap, the official code capped at 1000)."""
     if kind == "test":
         from multitalk_desktop.engine.test_engine import TestEngine
 
@@ -34,4 +36,5 @@ def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "
             "The MultiTalk engine is not available in this build, so real jobs cannot run yet "
             f"({err}).",
             "Queued jobs stay queued; run them with a build that includes the engine.") from err
-    return MultiTalkEngine.load(models_dir, profile=profile, device=device)
+    return MultiTalkEngine.load(models_dir, profile=profile, device=device,
+                                max_frames=max_frames or None)
