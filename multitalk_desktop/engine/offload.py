@@ -127,6 +127,8 @@ class PinnedArena:
             self.registered = code == 0
         except Exception as err:  # noqa: BLE001 - any failure: fall back to PyTorch's allocator
             log.info("cudaHostRegister unavailable (%s); using PyTorch pinned memory", err)
+        if not self.registered:
+            _consume_stale_cuda_error()
         if self.registered and not self.buffer.is_pinned():
             # Registered but not seen as pinned by PyTorch: its copies would re-pin every time.
             torch.cuda.cudart().cudaHostUnregister(self.buffer.data_ptr())
@@ -139,6 +141,17 @@ class PinnedArena:
             with contextlib.suppress(Exception):
                 torch.cuda.cudart().cudaHostUnregister(self.buffer.data_ptr())
             self.registered = False
+
+
+def _consume_stale_cuda_error() -> None:
+    """A failed cudaHostRegister leaves its error as CUDA's "last error", which PyTorch would
+    report at its next kernel launch. Launch one tiny kernel now so that check fires (and
+    resets the error) here, where it is expected."""
+    try:
+        torch.empty(1, device="cuda").fill_(0)
+        torch.cuda.synchronize()
+    except RuntimeError as err:
+        log.info("cleared CUDA error left by cudaHostRegister: %s", err)
 
 
 def pin_blocks_in_place(model: torch.nn.Module) -> tuple[int, str]:
