@@ -15,10 +15,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_gpu_bench_tiny_runs_from_a_plain_checkout(tmp_path):
     out = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    # Run from elsewhere with no PYTHONPATH: the script must find the package by itself.
+    # As on the GPU machine: site-packages only through PYTHONPATH, no .pth processing (-S), so an
+    # editable install of this project is invisible, and run from another folder: the script must
+    # find the package by itself.
+    site_dirs = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(site_dirs)}
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--out", str(out)],
+        [sys.executable, "-S", str(REPO / "bench" / "gpu_bench.py"), "--tiny", "--out", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
