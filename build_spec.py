@@ -76,6 +76,11 @@ METADATA_PACKAGES = [
     "pyyaml", "pillow", "imageio-ffmpeg", "sentencepiece", "librosa", "soundfile", "fastapi",
     "uvicorn", "starlette", "pydantic", "httpx", "platformdirs", "psutil", "importlib_metadata",
 ]
+# Data files that packages read at run time and no PyInstaller hook collects: (package, patterns).
+PACKAGE_DATA = [
+    ("sentencepiece", ["package_data/*.bin"]),  # normalisation tables the T5 tokenizer loads
+    ("diffusers", ["**/*.md", "**/*.json"]),
+]
 # Shared libraries worth stripping: the two biggest; stripping every .so breaks numpy's OpenBLAS.
 STRIPPED_LIBRARIES = ("torch/lib/libtorch_cpu.so", "torch/lib/libtorch_python.so")
 
@@ -116,6 +121,8 @@ def build_with_pyinstaller(ns: dict) -> None:
     installers = root / "installers"
     datas = [(str(root / "resources"), "resources")]
     datas += collect_data_files("multitalk_desktop", excludes=["**/__pycache__/**"])
+    for package, patterns in PACKAGE_DATA:
+        datas += collect_data_files(package, includes=patterns)
     for dist in METADATA_PACKAGES:
         try:
             datas += copy_metadata(dist)
