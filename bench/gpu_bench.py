@@ -101,8 +101,11 @@ class Report:
         self.data: dict = {"results": {}}
 
     def say(self, text: str = "") -> None:
-        print(text, flush=True)
         self.lines.append(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # a closed pager must not stop the measurements; the log keeps all
+            pass
 
     def save(self) -> None:
         if self.out is None:
@@ -425,6 +428,25 @@ def relative_difference(value: torch.Tensor, reference: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- stages
 
 
+def tolerate_broken_peft() -> str | None:
+    """diffusers imports peft at module import time whenever peft is installed (the GPU image has
+    it; this project does not use it). If that peft cannot be imported with the image's
+    transformers, tell diffusers it is absent instead of failing the whole run."""
+    import importlib.util
+
+    if importlib.util.find_spec("peft") is None:
+        return None
+    try:
+        import peft.helpers  # noqa: F401
+        import peft.tuners.tuners_utils  # noqa: F401
+        return None
+    except Exception as err:  # noqa: BLE001 - any failure means: run without peft
+        import diffusers.utils.import_utils as import_utils
+
+        import_utils._peft_available = False
+        return f"peft present but not importable ({type(err).__name__}: {err}); diffusers told it is absent"
+
+
 def environment(device: torch.device, args) -> dict:
     import diffusers
 
@@ -437,12 +459,11 @@ def environment(device: torch.device, args) -> dict:
         "device": str(device),
         "sizes": "tiny" if args.tiny else "real",
     }
-    try:
-        import transformers
-
-        env["transformers"] = transformers.__version__
-    except ImportError:
-        env["transformers"] = None
+    for package in ("transformers", "accelerate", "peft"):
+        try:
+            env[package] = __import__(package).__version__
+        except Exception:  # noqa: BLE001 - absent or broken: recorded as None
+            env[package] = None
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(gpu=torch.cuda.get_device_name(device), gpu_memory_gib=props.total_memory / GIB,
@@ -738,7 +759,10 @@ def main(argv=None) -> int:
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     profiles = [args.profile] if args.quick else [p for p in args.profiles.split(",") if p]
 
+    peft_note = tolerate_broken_peft()
     env = environment(device, args)
+    if peft_note:
+        env["note"] = peft_note
     report.data["environment"] = env
     report.data["targets"] = TARGETS
     report.say("MultiTalk GPU benchmark (bench/gpu_bench.py)")
