@@ -47,8 +47,9 @@ VAE_DECODE_GIB_480P = 4.8
 VAE_TILED_DECODE_GIB = 2.0
 # Audio K/V cache: 40 blocks x 21 frames x (64 + 32) tokens x 10,240 x 2 bytes.
 AUDIO_KV_CACHE_GIB = 1.6
-# CUDA context and allocator fragmentation, on top of the planned peak.
-VRAM_HEADROOM_GIB = 1.0
+# Allocator fragmentation on top of the planned peak. The CUDA context is not in it: the free
+# memory is read (cudaMemGetInfo) after this process's context exists, so it is already taken.
+VRAM_HEADROOM_GIB = 0.5
 # Host RAM besides the offloaded weights: the process with torch/CUDA (~3 GiB) plus encoders
 # parked in RAM between uses (UMT5-XXL bf16 10.6, CLIP 1.2, wav2vec2 0.2, VAE 0.5).
 HOST_PROCESS_GIB = 3.0
