@@ -820,7 +820,9 @@ def main(argv=None) -> int:
                 f"peak {_fmt(res['clip_peak']['peak_allocated_gib'])} GiB (reserved "
                 f"{_fmt(res['clip_peak']['peak_reserved_gib'])}), host {res['host_peak_gib']:.2f} GiB, "
                 f"rel diff vs full {_fmt(res.get('cond_rel_diff_vs_full'), 5)}, apply {res['apply_s']:.1f} s, "
-                f"warm-up pass {res['warmup_pass_s']:.2f} s, finite={res['finite']}")
+                f"warm-up pass {res['warmup_pass_s']:.2f} s, finite={res['finite']}"
+                + (f", pinned {res['offload']['pinned_gib']:.2f} GiB ({res['offload']['pinning']})"
+                   if "offload" in res else ""))
         report.save()
 
     summarise(report, results)
