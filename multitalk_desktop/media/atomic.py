@@ -56,12 +56,22 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
         if not tmp.is_file():
             raise MultiTalkError(f"{final_path.name} was not written.")
         fsync_path(tmp)
-        os.replace(tmp, final_path)
+        _replace(tmp, final_path)
         fsync_path(final_path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    try:
+        os.replace(tmp, final)
+    except OSError as err:  # Windows: the old file is open in a player
+        raise MultiTalkError(
+            f"{final.name} could not be replaced: {err.strerror or err}.",
+            "Close any program that has it open (a video player), or choose another name.",
+        ) from err
 
 
 @contextlib.contextmanager
@@ -84,7 +94,7 @@ def atomic_folder(final: str | os.PathLike) -> Iterator[Path]:
             fsync_path(child)
         if final_path.exists():
             final_path.rmdir()
-        os.replace(tmp, final_path)
+        _replace(tmp, final_path)
         fsync_path(final_path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
