@@ -534,7 +534,9 @@ def measure_ref_map(report: Report, size: dict, device: torch.device, dtype: tor
     """One block's two-speaker reference-attention map at the clip's shapes: the model's chunked
     fp32 version against the fused attention version (engine/ref_map.py)."""
     from multitalk_desktop.engine.ref_map import reference_attention_map_fused
-    from multitalk_desktop.engine.transformer import reference_attention_map
+    from multitalk_desktop.engine.transformer import (
+        reference_attention_map_explicit as reference_attention_map,
+    )
 
     cfg = size["transformer"]
     frames = (size["frames"] - 1) // cfg["vae_scale"] + 1

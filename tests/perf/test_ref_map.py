@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from multitalk_desktop.engine.ref_map import fused_reference_map, reference_attention_map_fused
-from multitalk_desktop.engine.transformer import reference_attention_map
+from multitalk_desktop.engine.transformer import (
+    reference_attention_map_explicit as reference_attention_map,
+)
 from tests.perf.tiny import predict, rel_l2, tiny_inputs, tiny_model
 
 
