@@ -39,8 +39,10 @@ def make_window(qtbot, ctx):
     windows = []
 
     def make(step_seconds: float = 0.0, start_worker: bool = True):
+        # Not qtbot.addWidget: pytest-qt closes those before this fixture's teardown, and a
+        # window closed with a job still running (a test that failed midway) asks the user in a
+        # modal box, which would hang the run instead of reporting the failure.
         w = MainWindow(ctx, EngineChoice("test", step_seconds), start_worker=start_worker, poll_ms=100)
-        qtbot.addWidget(w)
         windows.append(w)
         return w
 
@@ -48,6 +50,8 @@ def make_window(qtbot, ctx):
     for w in windows:
         w._closing = True
         w.shutdown()
+        w.close()
+        w.deleteLater()
         assert not w.worker.is_running, "the worker thread outlived its window"
 
 

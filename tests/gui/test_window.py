@@ -127,3 +127,46 @@ def test_closing_with_a_running_job_asks_then_cancels_and_joins_the_thread(qtbot
     assert not window.worker.is_running
     with JobQueue(window.ctx) as q:
         assert q.get(job.id).state == "cancelled"
+
+
+def test_the_preview_shows_the_engines_latest_image_while_the_job_runs(qtbot, make_window, examples):
+    window = make_window(step_seconds=0.03)
+    fill_form(qtbot, window, examples, voices=("1-man.WAV",), steps=6)
+    view = window.preview.video_view
+    shown = []  # (image, badge) in the panel right after each progress event that carried a preview
+
+    def after_progress(job_id, event):
+        # connected after the panel's own slot, so the panel has already handled this event
+        if event.preview_png and window.worker.running_job_id == job_id:
+            shown.append((view.image(), view._badge))
+
+    window.worker.job_progress.connect(after_progress)
+    job = submit(qtbot, window)
+    assert window.preview.job.id == job.id  # the new job is selected
+    qtbot.waitUntil(lambda: len(shown) >= 3, timeout=30000)
+    first, later = shown[0][0], shown[1][0]  # half-way through clip 1, then its last step
+    assert first is not None and max(first.width(), first.height()) == 64  # the engine's small PNG
+    assert first != later  # the picture changes as the steps go by
+    assert "step" in shown[-1][1]  # with what the engine is doing written over it
+    qtbot.waitUntil(lambda: window.queue.get(job.id).state == "completed", timeout=60000)
+
+
+def test_a_job_waits_while_another_process_holds_the_gpu_lock_then_runs(qtbot, make_window, examples, ctx):
+    from multitalk_desktop.jobs.worker_lock import MachineWorkerLock
+
+    other_process = MachineWorkerLock(ctx)  # a separate open file: flock treats it as another holder
+    assert other_process.try_acquire()
+    try:
+        window = make_window()
+        fill_form(qtbot, window, examples, voices=("1-man.WAV",), steps=2)
+        job = submit(qtbot, window)
+        qtbot.waitUntil(lambda: window.engine_label.text() == "Engine: another process runs the queue",
+                        timeout=10000)
+        assert "Another MultiTalk process" in window.engine_label.toolTip()
+        qtbot.wait(400)
+        assert window.queue.get(job.id).state == "queued"
+        assert window.worker.running_job_id is None
+    finally:
+        other_process.release()
+    qtbot.waitUntil(lambda: window.queue.get(job.id).state == "completed", timeout=30000)
+    assert window.engine_label.text() != "Engine: another process runs the queue"
