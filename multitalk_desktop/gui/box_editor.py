@@ -40,7 +40,8 @@ class BoxEditor(QWidget):
         super().__init__(parent)
         self.setAcceptDrops(True)
         self.setMouseTracking(True)
-        self.setMinimumSize(260, 230)
+        # 200 px tall at least: the whole form, with two voices, fits a 1280x800 window unscrolled.
+        self.setMinimumSize(260, 200)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("Portrait and speaker boxes")
         self._image: QImage | None = None

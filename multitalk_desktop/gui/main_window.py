@@ -289,7 +289,9 @@ class MainWindow(QMainWindow):
     def open_settings(self, page: str = "general") -> None:
         from multitalk_desktop.gui.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self.ctx, self.pool, self, page=page)
+        server = self.api_server
+        dialog = SettingsDialog(self.ctx, self.pool, self, page=page,
+                                api_url=server.url if server is not None and server.running else None)
         dialog.settings_saved.connect(self._on_settings_saved)
         dialog.open()
         self._settings_dialog = dialog

@@ -23,6 +23,16 @@ from multitalk_desktop.gui.timeline_data import TimelineData, load_timeline_data
 from multitalk_desktop.gui.video_view import VideoView
 from multitalk_desktop.jobs.store import Job
 
+# What the timeline's frame strip says while it has no frames, by job state.
+FRAMES_HINTS = {
+    "queued": "Frames appear here when the video is made.",
+    "running": "Frames appear here when the video is made.",
+    "completed": "Loading the frames…",
+    "failed": "No frames: this job made no video.",
+    "cancelled": "No frames: this job was cancelled.",
+    "interrupted": "No frames yet: resume the job to finish its video.",
+}
+
 
 def rgb_to_qimage(frame) -> QImage:
     h, w, _ = frame.shape
@@ -147,6 +157,7 @@ class PreviewPanel(QWidget):
             self.video_view.set_message("The video of this job is no longer where it was saved.")
         else:
             self.video_view.set_message({"failed": "This job failed; it has no video.", "cancelled": "This job was cancelled; it has no video.", "interrupted": "This job was interrupted; resume or retry it."}.get(job.state, "No video yet."))
+        self.timeline.frames_hint = FRAMES_HINTS.get(job.state, "")
         self._load_timeline(job)
 
     def _load_timeline(self, job: Job) -> None:

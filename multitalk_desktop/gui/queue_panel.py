@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeySequence
+from PySide6.QtCore import QModelIndex, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from multitalk_desktop.errors import MultiTalkError
 from multitalk_desktop.gui.job_form import section_title
+from multitalk_desktop.gui.palette import MUTED_TEXT
 from multitalk_desktop.gui.progress_delegate import ProgressDelegate
 from multitalk_desktop.gui.queue_model import (
     COL_CREATED,
@@ -33,6 +34,32 @@ from multitalk_desktop.jobs.queue import JobQueue
 from multitalk_desktop.jobs.store import Job
 
 
+class JobTable(QTableView):
+    """The jobs table; while it has no rows it says what to do instead of showing an empty grid."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.empty_text = ""
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if model is None or model.rowCount() > 0 or not self.empty_text:
+            return
+        p = QPainter(self.viewport())
+        p.setPen(QColor(MUTED_TEXT))
+        p.drawText(self.viewport().rect().adjusted(24, 12, -24, -12),
+                   Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.empty_text)
+
+
+NO_JOBS_TEXT = ("No jobs yet. Add a portrait and a voice on the left, then Add to queue (Ctrl+Enter). "
+                "Jobs and their history stay here between sessions.")
+
+
+def empty_table_text(search: str) -> str:
+    return f"No job matches “{search.strip()}”." if search.strip() else NO_JOBS_TEXT
+
+
 class QueuePanel(QWidget):
     selection_changed = Signal(object)  # Job or None
     queue_changed = Signal()  # this panel changed the queue (the worker may have work)
@@ -44,7 +71,8 @@ class QueuePanel(QWidget):
         self.search_edit = QLineEdit()
         self.search_edit.setPlaceholderText("Search the history by prompt…")
         self.search_edit.setClearButtonEnabled(True)
-        self.table = QTableView()
+        self.table = JobTable()
+        self.table.empty_text = empty_table_text("")
         self.table.setModel(model)
         self.table.setItemDelegateForColumn(COL_PROGRESS, ProgressDelegate(self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -95,6 +123,7 @@ class QueuePanel(QWidget):
         col.addLayout(actions)
 
         self.search_edit.textChanged.connect(model.set_search)
+        self.search_edit.textChanged.connect(self._update_empty_text)
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._selection_moved())
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_moved())
         model.jobs_reloaded.connect(self._selection_moved)
@@ -109,6 +138,10 @@ class QueuePanel(QWidget):
         self._update_buttons()
 
     # ------------------------------------------------------------------ selection
+
+    def _update_empty_text(self, search: str) -> None:
+        self.table.empty_text = empty_table_text(search)
+        self.table.viewport().update()
     def selected_job(self) -> Job | None:
         index = self.table.selectionModel().currentIndex()
         if not index.isValid() or not self.table.selectionModel().isRowSelected(index.row(), QModelIndex()):

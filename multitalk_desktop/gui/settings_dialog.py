@@ -40,6 +40,14 @@ PROFILE_WORDS = {
 }
 
 
+def api_status_text(url: str | None) -> str:
+    if url:
+        return (f"Listening on {url}. Programs on this computer queue jobs at {url}/api/v1 with "
+                f"the key below (header Authorization: Bearer KEY); the reference is at {url}/api/v1/docs.")
+    return ("Off. When on, programs on this computer can queue jobs here with the key below; the "
+            "window runs them.")
+
+
 def _folder_row(edit: QLineEdit, parent: QWidget) -> QWidget:
     button = QPushButton("Choose…")
 
@@ -64,7 +72,8 @@ ENGINE_NOTE = ("The models folder, VRAM profile and device apply to the next job
 class SettingsDialog(QDialog):
     settings_saved = Signal(bool)  # True when an engine setting (models folder, profile, device) changed
 
-    def __init__(self, ctx: AppContext, pool: TaskPool, parent: QWidget | None = None, page: str = "general") -> None:
+    def __init__(self, ctx: AppContext, pool: TaskPool, parent: QWidget | None = None, page: str = "general",
+                 api_url: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.resize(680, 520)
@@ -106,7 +115,8 @@ class SettingsDialog(QDialog):
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.copy_key_button = QPushButton("Copy key")
         self.show_key_button = QPushButton("Show")
-        self.api_status = QLabel()
+        self.api_status = QLabel(api_status_text(api_url))
+        self.api_status.setWordWrap(True)
         self.api_status.setStyleSheet(f"color: {MUTED_TEXT};")
         key_row = QWidget()
         kr = QHBoxLayout(key_row)
@@ -121,7 +131,7 @@ class SettingsDialog(QDialog):
         api_form.addRow("API key", key_row)
         api_form.addRow("", self.api_status)
         self.copy_key_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.api_key()))
-        self.show_key_button.clicked.connect(lambda: self.key_edit.setEchoMode(QLineEdit.EchoMode.Normal))
+        self.show_key_button.clicked.connect(self._toggle_key_shown)
         self._load_key()
 
         self.models_page = ModelsPage(ctx, pool)
@@ -158,6 +168,11 @@ class SettingsDialog(QDialog):
         except Exception as err:  # the API may be absent from a build
             self.key_edit.setText("")
             self.api_status.setText(f"The HTTP API is not available: {err}")
+
+    def _toggle_key_shown(self) -> None:
+        hidden = self.key_edit.echoMode() == QLineEdit.EchoMode.Password
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Normal if hidden else QLineEdit.EchoMode.Password)
+        self.show_key_button.setText("Hide" if hidden else "Show")
 
     def api_key(self) -> str:
         return self.key_edit.text()

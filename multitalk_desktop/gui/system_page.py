@@ -3,7 +3,8 @@ the task pool because it imports torch and asks the driver."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from multitalk_desktop.gui.background import TaskPool
 
@@ -33,10 +34,15 @@ class SystemPage(QWidget):
         self._models_dir = models_dir
         self.report = QLabel("Collecting…")
         self.report.setWordWrap(True)
+        # Selectable: people paste this into bug reports.
+        self.report.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.refresh_button = QPushButton("Check again")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.refresh_button)
+        buttons.addStretch(1)
         col = QVBoxLayout(self)
         col.addWidget(self.report)
-        col.addWidget(self.refresh_button)
+        col.addLayout(buttons)
         col.addStretch(1)
         self.refresh_button.clicked.connect(self.refresh)
         self.facts: dict | None = None

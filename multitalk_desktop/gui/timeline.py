@@ -40,6 +40,7 @@ class TimelineWidget(QWidget):
         self._position_ms = 0
         self._lanes: list[Lane] = []
         self._thumbs: list[QImage] = []
+        self.frames_hint = ""  # what the empty frame strip says; empty: a generic hint
         self._dragging = False
         self._update_height()
 
@@ -73,6 +74,7 @@ class TimelineWidget(QWidget):
 
     def clear(self) -> None:
         self._lanes, self._thumbs = [], []
+        self.frames_hint = ""
         self._duration_ms = self._position_ms = 0
         self._update_height()
         self.update()
@@ -145,6 +147,10 @@ class TimelineWidget(QWidget):
         p.setPen(QColor(MUTED_TEXT))
         p.drawText(QRectF(4, RULER_H, LABEL_W - 8, THUMBS_H), Qt.AlignmentFlag.AlignVCenter, "Frames")
         if not self._thumbs:
+            # An empty strip looks broken; say what will fill it.
+            hint = self.frames_hint or ("Frames appear here when the video is made." if self._lanes
+                                        else "Select a job: its frames and one waveform lane per voice appear here.")
+            p.drawText(strip, Qt.AlignmentFlag.AlignCenter, hint)
             return
         w = strip.width() / len(self._thumbs)
         for i, img in enumerate(self._thumbs):

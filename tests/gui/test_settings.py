@@ -82,8 +82,13 @@ def test_the_api_toggle_runs_a_real_server_and_the_copied_key_opens_it(qtbot, ma
 
     window.open_settings("api")
     dialog = window._settings_dialog
+    assert f"Listening on {url}" in dialog.api_status.text()
     key = dialog.key_edit.text()
     assert key.startswith("mtd_") and dialog.key_edit.echoMode() == dialog.key_edit.EchoMode.Password
+    dialog.show_key_button.click()
+    assert dialog.key_edit.echoMode() == dialog.key_edit.EchoMode.Normal
+    dialog.show_key_button.click()
+    assert dialog.key_edit.echoMode() == dialog.key_edit.EchoMode.Password
     QApplication.clipboard().clear()
     dialog.copy_key_button.click()
     copied = QApplication.clipboard().text()

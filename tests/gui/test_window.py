@@ -170,3 +170,15 @@ def test_a_job_waits_while_another_process_holds_the_gpu_lock_then_runs(qtbot, m
         other_process.release()
     qtbot.waitUntil(lambda: window.queue.get(job.id).state == "completed", timeout=30000)
     assert window.engine_label.text() != "Engine: another process runs the queue"
+
+
+def test_an_empty_queue_says_what_to_do_and_a_search_without_hits_says_so(qtbot, make_window):
+    from multitalk_desktop.gui.queue_panel import NO_JOBS_TEXT
+
+    window = make_window(start_worker=False)
+    table = window.queue_panel.table
+    assert window.table_model.rowCount() == 0 and table.empty_text == NO_JOBS_TEXT
+    window.queue_panel.search_edit.setText("duet")
+    assert table.empty_text == "No job matches “duet”."
+    window.queue_panel.search_edit.clear()
+    assert table.empty_text == NO_JOBS_TEXT
