@@ -43,8 +43,8 @@ PROFILE_WORDS = {
 def api_status_text(url: str | None) -> str:
     if url:
         return (f"Listening on {url}. Programs on this computer queue jobs at {url}/api/v1 with "
-                f"the key below (header Authorization: Bearer KEY); the reference is at {url}/api/v1/docs.")
-    return ("Off. When on, programs on this computer can queue jobs here with the key below; the "
+                f"the key above (header Authorization: Bearer KEY); the reference is at {url}/api/v1/docs.")
+    return ("Off. When on, programs on this computer can queue jobs here with the key above; the "
             "window runs them.")
 
 
@@ -94,7 +94,9 @@ class SettingsDialog(QDialog):
         self.notify_check = QCheckBox("Notify me when a job finishes or fails")
         self.notify_check.setChecked(s.notify_when_done)
         general = QWidget()
-        form = QFormLayout(general)
+        general_col = QVBoxLayout(general)
+        form = QFormLayout()
+        general_col.addLayout(form)
         form.addRow("Models folder", _folder_row(self.models_edit, self))
         form.addRow("Outputs folder", _folder_row(self.outputs_edit, self))
         form.addRow("VRAM profile", self.profile_combo)
@@ -103,7 +105,8 @@ class SettingsDialog(QDialog):
         self.engine_note = QLabel(ENGINE_NOTE)
         self.engine_note.setWordWrap(True)
         self.engine_note.setStyleSheet(f"color: {MUTED_TEXT};")
-        form.addRow("", self.engine_note)
+        general_col.addWidget(self.engine_note)
+        general_col.addStretch(1)
 
         self.api_check = QCheckBox("Run the local HTTP API while the window is open")
         self.api_check.setChecked(s.api_enabled)
@@ -125,11 +128,15 @@ class SettingsDialog(QDialog):
         kr.addWidget(self.show_key_button)
         kr.addWidget(self.copy_key_button)
         api = QWidget()
-        api_form = QFormLayout(api)
+        api_col = QVBoxLayout(api)
+        api_form = QFormLayout()
+        api_col.addLayout(api_form)
         api_form.addRow("", self.api_check)
         api_form.addRow("Port", self.port_spin)
         api_form.addRow("API key", key_row)
-        api_form.addRow("", self.api_status)
+        # Outside the form: a wrapped label in a form row gets a tall empty gap above it.
+        api_col.addWidget(self.api_status)
+        api_col.addStretch(1)
         self.copy_key_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.api_key()))
         self.show_key_button.clicked.connect(self._toggle_key_shown)
         self._load_key()
