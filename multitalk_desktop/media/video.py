@@ -153,18 +153,9 @@ def _audio_input(audio, sample_rate: int, out: Path, stack: contextlib.ExitStack
 
 
 def _encode_stream(args: list[str], frames: Iterator[np.ndarray], shape, out: Path) -> None:
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", *args]
-    what = f"The video {out.name} could not be written."
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, **popen_flags())
-    except OSError as err:
-        raise MultiTalkError(f"{what} The video tool (ffmpeg) could not be started: {err}.") from err
-    collector = _StderrCollector(proc.stderr)
-    collector.start()
-    broken = False
-    try:
+    def feed(proc: subprocess.Popen) -> bool:
         assert proc.stdin is not None
+        broken = False
         for frame in frames:
             arr = _check_frame(frame, shape)
             try:
@@ -174,6 +165,28 @@ def _encode_stream(args: list[str], frames: Iterator[np.ndarray], shape, out: Pa
                 break
         with contextlib.suppress(BrokenPipeError, OSError):
             proc.stdin.close()
+        return not broken
+
+    _run_piped(args, f"The video {out.name} could not be written.", feed,
+               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+
+
+def _run_piped(args: list, what: str, talk: Callable[[subprocess.Popen], bool], *, stdin, stdout) -> None:
+    """Run ffmpeg while `talk` streams through its pipes; raise the plain error if it failed.
+
+    stderr is drained in the background so ffmpeg never blocks on a full buffer. `talk` returns
+    False when it saw ffmpeg go away (a broken pipe), which is a failure whatever the exit code.
+    Anything `talk` raises (a bad frame, Ctrl+C) kills ffmpeg first, so no half-written run lingers.
+    """
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y", *map(str, args)]
+    try:
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, **popen_flags())
+    except OSError as err:
+        raise MultiTalkError(f"{what} The video tool (ffmpeg) could not be started: {err}.") from err
+    collector = _StderrCollector(proc.stderr)
+    collector.start()
+    try:
+        ok = talk(proc)
         code = proc.wait()
     except BaseException:
         proc.kill()
@@ -181,7 +194,7 @@ def _encode_stream(args: list[str], frames: Iterator[np.ndarray], shape, out: Pa
         collector.text()
         raise
     stderr = collector.text()
-    if code != 0 or broken:
+    if code != 0 or not ok:
         raise MultiTalkError(*_plain(error_from_stderr(stderr, what, code)))
 
 
@@ -314,17 +327,7 @@ def _preset_args(preset: str, streams, with_audio: bool) -> list[str]:
 
 def _run_with_progress(args: list, duration: float, on_progress: ProgressCallback | None, dst: Path) -> None:
     """Run ffmpeg, reporting the fraction done from its -progress output."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-           "-progress", "pipe:1", *map(str, args)]
-    what = f"The export to {dst.name} failed."
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, **popen_flags())
-    except OSError as err:
-        raise MultiTalkError(f"{what} The video tool (ffmpeg) could not be started: {err}.") from err
-    collector = _StderrCollector(proc.stderr)
-    collector.start()
-    try:
+    def read_progress(proc: subprocess.Popen) -> bool:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.decode("ascii", "replace").strip()
@@ -332,14 +335,9 @@ def _run_with_progress(args: list, duration: float, on_progress: ProgressCallbac
                 value = line.split("=", 1)[1]
                 if value.isdigit():
                     on_progress(min(1.0, int(value) / 1e6 / duration))
-        code = proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        collector.text()
-        raise
-    stderr = collector.text()
-    if code != 0:
-        raise MultiTalkError(*_plain(error_from_stderr(stderr, what, code)))
+        return True
+
+    _run_piped(["-nostdin", "-progress", "pipe:1", *args], f"The export to {dst.name} failed.",
+               read_progress, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
     if on_progress:
         on_progress(1.0)
