@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from multitalk_desktop.engine import audio
-from multitalk_desktop.engine.conformance.case import discover, load_case
-from multitalk_desktop.engine.conformance.runner import check_case, load_tolerances
-from multitalk_desktop.engine.conformance.units_pieces import HANDLERS
 from multitalk_desktop.errors import MultiTalkError
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
-
-
-def _cases(unit: str) -> list[str]:
-    return [s for s in discover(FIXTURES)[0] if load_case(FIXTURES, s).unit == unit]
+from tests.engine.fixture_cases import cases_of, check_piece_case
 
 
-@pytest.mark.parametrize("stem", _cases("audio_prep"))
+@pytest.mark.parametrize("stem", cases_of("audio_prep"))
 def test_audio_prep_matches_official_fixture(stem):
-    case = load_case(FIXTURES, stem)
-    result = check_case(case, HANDLERS["audio_prep"], load_tolerances())
+    result = check_piece_case(stem, "audio_prep")
     assert result.ok, result.line()
 
 

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from multitalk_desktop.engine.color import match_and_blend_colors
-from multitalk_desktop.engine.conformance.case import discover, load_case
-from multitalk_desktop.engine.conformance.runner import check_case, load_tolerances
-from multitalk_desktop.engine.conformance.units_pieces import HANDLERS
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
+from tests.engine.fixture_cases import cases_of, check_piece_case
 
 
-def _cases(unit: str) -> list[str]:
-    return [s for s in discover(FIXTURES)[0] if load_case(FIXTURES, s).unit == unit]
-
-
-@pytest.mark.parametrize("stem", _cases("colorcorr"))
+@pytest.mark.parametrize("stem", cases_of("colorcorr"))
 def test_colour_match_matches_official_fixture(stem):
-    result = check_case(load_case(FIXTURES, stem), HANDLERS["colorcorr"], load_tolerances())
+    result = check_piece_case(stem, "colorcorr")
     assert result.ok, result.line()
 
 

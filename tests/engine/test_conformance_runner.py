@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from multitalk_desktop.engine.conformance import runner
 from multitalk_desktop.engine.conformance.case import discover, load_case, unit_of
+from tests.engine.fixture_cases import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
 REPO = Path(__file__).resolve().parents[2]
 
 # The fixture README's tolerance table: the bundled file may be tighter, never looser.

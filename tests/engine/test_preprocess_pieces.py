@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from multitalk_desktop.engine import preprocess as pp
-from multitalk_desktop.engine.conformance.case import discover, load_case
-from multitalk_desktop.engine.conformance.runner import check_case, load_tolerances
-from multitalk_desktop.engine.conformance.units_pieces import HANDLERS
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
+from tests.engine.fixture_cases import cases_of, check_piece_case
 
 
-def _cases(unit: str) -> list[str]:
-    return [s for s in discover(FIXTURES)[0] if load_case(FIXTURES, s).unit == unit]
-
-
-@pytest.mark.parametrize("stem", _cases("resize"))
+@pytest.mark.parametrize("stem", cases_of("resize"))
 def test_resize_matches_official_fixture(stem):
-    result = check_case(load_case(FIXTURES, stem), HANDLERS["resize"], load_tolerances())
+    result = check_piece_case(stem, "resize")
     assert result.ok, result.line()
 
 

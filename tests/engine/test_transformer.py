@@ -4,12 +4,9 @@ behaviour around it (shapes, frame counts, masks, audio context reuse, L-RoPE)."
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from multitalk_desktop.engine.conformance.units_model import HANDLERS
 from multitalk_desktop.engine.lrope import (
@@ -19,21 +16,12 @@ from multitalk_desktop.engine.lrope import (
 )
 from multitalk_desktop.engine.transformer import MultiTalkTransformer3DModel, token_ref_masks
 from multitalk_desktop.errors import MultiTalkError
+from tests.engine.fixture_cases import FIXTURES, load_model_case
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
 TRANSFORMER_CASES = sorted(
     p.stem for p in FIXTURES.glob("transformer_*.json") if json.loads(p.read_text()).get("case") != "common"
 )
 ATOL, RTOL = 5e-5, 1e-5
-
-
-def _load_case(stem: str) -> SimpleNamespace:
-    meta = json.loads((FIXTURES / f"{stem}.json").read_text())
-    tensors = {k: v.clone() for k, v in load_file(str(FIXTURES / f"{stem}.safetensors")).items()}
-    common = None
-    if meta.get("common_file"):
-        common = {k: v.clone() for k, v in load_file(str(FIXTURES / meta["common_file"])).items()}
-    return SimpleNamespace(name=stem, meta=meta, tensors=tensors, common=common, folder=FIXTURES)
 
 
 def test_fixture_set_has_one_and_two_speaker_cases():
@@ -42,7 +30,7 @@ def test_fixture_set_has_one_and_two_speaker_cases():
 
 @pytest.mark.parametrize("stem", TRANSFORMER_CASES)
 def test_transformer_case_matches_official_outputs(stem):
-    case = _load_case(stem)
+    case = load_model_case(stem)
     results = HANDLERS["transformer"](case)
     skipped = results.pop("__skipped__")
     expected = [k for k in case.tensors if k.startswith("out.")]

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from multitalk_desktop.engine.conformance.units_model import HANDLERS
 from multitalk_desktop.engine.wav2vec import (
@@ -19,16 +16,10 @@ from multitalk_desktop.engine.wav2vec import (
     video_frame_count,
 )
 from multitalk_desktop.errors import ModelFilesError, MultiTalkError
+from tests.engine.fixture_cases import FIXTURES, load_model_case
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
 CASES = sorted(p.stem for p in FIXTURES.glob("wav2vec_*.json"))
 TOL = 1e-5
-
-
-def _load_case(stem: str) -> SimpleNamespace:
-    meta = json.loads((FIXTURES / f"{stem}.json").read_text())
-    tensors = {k: v.clone() for k, v in load_file(str(FIXTURES / f"{stem}.safetensors")).items()}
-    return SimpleNamespace(name=stem, meta=meta, tensors=tensors, common=None, folder=FIXTURES)
 
 
 def test_both_feature_extractor_settings_are_covered():
@@ -38,7 +29,7 @@ def test_both_feature_extractor_settings_are_covered():
 
 @pytest.mark.parametrize("stem", CASES)
 def test_wav2vec_case_matches_official_outputs(stem):
-    case = _load_case(stem)
+    case = load_model_case(stem)
     results = HANDLERS["wav2vec"](case)
     assert results.pop("__skipped__") == {}
     assert sorted(results) == sorted(k for k in case.tensors if k.startswith("out."))
@@ -50,7 +41,7 @@ def test_wav2vec_case_matches_official_outputs(stem):
 
 
 def _fixture_model(stem: str):
-    case = _load_case(stem)
+    case = load_model_case(stem)
     model = build_wav2vec_model(case.meta["config"])
     load_wav2vec_state_dict(model, {k[6:]: v for k, v in case.tensors.items() if k.startswith("param.")})
     return case, model

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +15,7 @@ from multitalk_desktop.engine.weights import (
     model_config_from_official,
 )
 from multitalk_desktop.errors import ModelFilesError
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "multitalk_reference"
+from tests.engine.fixture_cases import FIXTURES
 
 
 @pytest.fixture(scope="module")
