@@ -25,6 +25,8 @@ API_FIELD = {
     "boxes": "options.boxes",
     "max_duration": "options.max_duration",
 }
+# `options` name -> JobRequest field: the same table read the other way, so the two never drift.
+OPTION_FIELD = {api[len("options."):]: ours for ours, api in API_FIELD.items() if api.startswith("options.")}
 # Ours, accepted at the top level too (the issue lists them beside the cloud shape).
 TOP_LEVEL_EXTRAS = ("seed", "mode", "boxes", "text_cfg")
 
@@ -65,26 +67,10 @@ def job_request(body: GenerateRequest, image: Path | None, voices: list[Path]) -
     options, _ = merged_options(body)
     req = JobRequest(image=str(image) if image else "", audio=[str(v) for v in voices])
     req.prompt = body.prompt
-    if "resolution" in options:
-        req.resolution = options["resolution"]
-    if "sample_steps" in options:
-        req.steps = options["sample_steps"]
-    if "audio_type" in options:
-        req.audio_type = options["audio_type"]
-    if "audio_cfg" in options:
-        req.audio_guidance = options["audio_cfg"]
-    if "text_cfg" in options:
-        req.text_guidance = options["text_cfg"]
-    if "color_correction" in options:
-        req.color_correction = options["color_correction"]
-    if "seed" in options:
-        req.seed = options["seed"]
-    if "mode" in options:
-        req.mode = options["mode"]
-    if "boxes" in options:
-        req.boxes = [tuple(b) for b in options["boxes"]]
-    if "max_duration" in options:
-        req.max_duration = options["max_duration"]
+    for option, field_name in OPTION_FIELD.items():
+        if option in options:
+            value = options[option]
+            setattr(req, field_name, [tuple(b) for b in value] if option == "boxes" else value)
     return req
 
 
