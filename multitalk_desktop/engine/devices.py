@@ -1,8 +1,11 @@
 """Where and in which precision the engine runs, and turning CUDA's out-of-memory into ours.
 
 CUDA (bf16 for the big models) when available, else CPU in fp32, with a plain warning: the real
-14 B model on a CPU takes days per clip. Memory profiles (full / fp8 / balanced / low) are a hook
-that a later performance issue fills; for now `auto` means `full`.
+14 B model on a CPU takes days per clip. The memory profile (full / fp8 / balanced / low,
+engine/profiles.py) is decided here too: a named one is kept, `auto` is chosen from the free VRAM
+(cudaMemGetInfo) and the available host RAM (psutil) for the planned resolution. On the CPU `auto`
+means `full` (nothing to save), but every named profile runs its own code path there (fp8 storage
+works on the CPU; block offload runs the same hooks without CUDA streams), so tests cover them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ CPU_WARNING = (
     "No CUDA GPU is available, so the engine runs on the CPU in float32. That is fine for the tiny "
     "test models, but the real MultiTalk models on a CPU are impractically slow (days per clip)."
 )
-PROFILES_IMPLEMENTED = ("full",)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class DevicePlan:
     vae_dtype_name: str  # the VAE stays float32 for quality (diffusers' Wan docs)
     profile: str  # the memory profile actually used
     warnings: tuple[str, ...] = ()
+    profile_reason: str = ""  # why this profile (profiles.explain_choice, or "chosen by hand")
 
     @property
     def dtype(self):
@@ -48,25 +51,35 @@ class DevicePlan:
     def is_cuda(self) -> bool:
         return self.device.startswith("cuda")
 
+    @property
+    def spec(self):
+        from multitalk_desktop.engine.profiles import PROFILES
 
-def resolve_profile(profile: str) -> str:
-    """`auto` -> `full` for now. The other names are accepted and fall back to `full` with a
-    note until the performance issue implements them."""
-    if profile in ("auto", "", None):
-        return "full"
-    if profile not in ("full", "fp8", "balanced", "low"):
-        raise MultiTalkError(f"Unknown memory profile {profile!r}.", "Use auto, full, fp8, balanced or low.")
-    return profile
+        return PROFILES[self.profile]
+
+    @property
+    def transformer_load_device(self) -> str:
+        """Offloaded profiles load the transformer into host RAM (the GPU could not hold it)."""
+        return "cpu" if self.spec.offload else self.device
+
+    @property
+    def profile_note(self) -> str:
+        """One sentence for GenerationResult.notes and the loading message."""
+        return f"Memory profile {self.profile}: {self.profile_reason}."
 
 
-def plan_device(device: str = "auto", profile: str = "auto") -> DevicePlan:
+def plan_device(
+    device: str = "auto",
+    profile: str = "auto",
+    resolution: str = "480p",
+    resources: tuple[float, float] | None = None,
+) -> DevicePlan:
+    """The device, dtypes and memory profile. `resources` = (free VRAM GiB, available host RAM GiB)
+    replaces the measurement for `auto` (tests; a caller that measured already)."""
     import torch
 
-    notes: list[str] = []
-    prof = resolve_profile(profile)
-    if prof not in PROFILES_IMPLEMENTED:
-        notes.append(f"The {prof!r} memory profile is not implemented yet; using 'full'.")
-        prof = "full"
+    from multitalk_desktop.engine.profiles import resolve_profile
+
     if device in ("auto", "", None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
@@ -75,10 +88,17 @@ def plan_device(device: str = "auto", profile: str = "auto") -> DevicePlan:
                 "CUDA was asked for, but no CUDA GPU is available to PyTorch.",
                 "Check the NVIDIA driver, or choose --device cpu (very slow with real models).",
             )
-        return DevicePlan(device, "bfloat16", "float32", prof, tuple(notes))
-    if device != "cpu":
+        dtype, notes = "bfloat16", ()
+    elif device == "cpu":
+        dtype, notes = "float32", (CPU_WARNING,)
+    else:
         raise MultiTalkError(f"Unknown device {device!r}.", "Use auto, cuda or cpu.")
-    return DevicePlan("cpu", "float32", "float32", prof, tuple([CPU_WARNING, *notes]))
+    try:
+        choice = resolve_profile(profile or "auto", device, resolution or "480p", resources)
+    except ValueError as err:
+        raise MultiTalkError(f"Unknown memory profile {profile!r}.",
+                             "Use auto, full, fp8, balanced or low.") from err
+    return DevicePlan(device, dtype, "float32", choice.profile, notes, choice.reason)
 
 
 def warn_plan(plan: DevicePlan, real_models: bool) -> None:

@@ -4,6 +4,10 @@
     result = engine.generate(inputs, on_progress=callback, cancel=token)
     engine.close()
 
+The memory profile (full / fp8 / balanced / low) is fixed at load: `auto` picks it from the free
+VRAM and host RAM for the planned resolution (devices.plan_device); the choice and its reason are
+in the loading message and in every job's GenerationResult.notes (`engine.profile_note`).
+
 Fast-mode jobs merge the step-distilled LoRA into the backbone on first use; the next quality job
 restores the touched weights from the shards first, so each job runs on the weights its mode needs.
 CUDA out-of-memory becomes errors.OutOfMemory (the engine stays usable for the next job).
@@ -31,11 +35,15 @@ log = logging.getLogger(__name__)
 class MultiTalkEngine:
     name = "multitalk"
 
-    def __init__(self, models, max_frames: int | None = None) -> None:
+    def __init__(self, models, max_frames: int | None = None,
+                 step_cache_threshold: float | None = None) -> None:
         from multitalk_desktop.engine.pipeline import MultiTalkPipeline
 
         self.models = models
-        self.pipeline = MultiTalkPipeline(models, max_frames=max_frames)
+        self.profile = models.plan.profile
+        self.profile_note = models.plan.profile_note
+        self.pipeline = MultiTalkPipeline(models, max_frames=max_frames,
+                                          step_cache_threshold=step_cache_threshold)
         self.lora = None  # MergedLora while the fast-mode LoRA is in the backbone
         self._lock = threading.Lock()  # one job at a time on one set of models
         self.load_seconds = 0.0
@@ -48,25 +56,37 @@ class MultiTalkEngine:
         device: str = "auto",
         max_frames: int | None = None,
         on_progress: ProgressCallback | None = None,
+        *,
+        resolution: str = "480p",
+        resources: tuple[float, float] | None = None,
+        step_cache_threshold: float | None = None,
     ) -> MultiTalkEngine:
         """Check and load the models folder. Raises ModelFilesError (names each bad file),
-        OutOfMemory, or MultiTalkError for an unusable device."""
+        OutOfMemory, or MultiTalkError for an unusable device or profile.
+
+        `resolution`: what `auto` plans for (a 720p job needs more memory than 480p).
+        `resources`: (free VRAM GiB, available host RAM GiB) instead of measuring them.
+        `step_cache_threshold`: the step cache for every job (None: off; a job's
+        `extra["step_cache"]` overrides it)."""
         from multitalk_desktop.engine.devices import plan_device, translate_oom, warn_plan
         from multitalk_desktop.engine.loaders import load_all
 
         start = time.monotonic()
-        plan = plan_device(device, profile)
+        plan = plan_device(device, profile, resolution, resources)
+        log.info("%s", plan.profile_note)
 
         def loading(component: str) -> None:
             if on_progress:
                 on_progress(ProgressEvent(phase="loading", elapsed_s=time.monotonic() - start,
                                           message=f"loading {component}"))
 
+        if on_progress:  # first: the GUI and the CLI show which profile and why
+            on_progress(ProgressEvent(phase="loading", message=plan.profile_note))
         quiet_library_output()
         with translate_oom():
             models = load_all(Path(models_root), plan, loading)
         warn_plan(plan, real_models=models.real_sized)
-        engine = cls(models, max_frames=max_frames)
+        engine = cls(models, max_frames=max_frames, step_cache_threshold=step_cache_threshold)
         engine.load_seconds = time.monotonic() - start
         return engine
 

@@ -6,6 +6,14 @@ shard with `safe_open` and placed, so nothing is held whole in RAM twice. The fo
 first (cheap: presence, sizes, safetensors headers) so a missing or damaged file gives an error
 that names it instead of a stack trace from deep inside a library.
 
+The memory profile (devices.DevicePlan.profile) decides where things land: the transformer goes
+to the GPU (`full`, `fp8`) or stays in host RAM to be streamed block by block (`balanced`, `low`);
+fp8 profiles enable fp8 storage on the empty model first, so every weight is converted as it is
+read and no full-precision copy of the 14 B model ever exists; the encoders and the VAE are loaded
+into host RAM and come onto the GPU only while used (`LoadedModels.applied.using`). In `low` the
+UMT5 text encoder is not kept at all: `text_encoder_for_job` loads it for a job's prompts and
+`release_text_encoder` frees it afterwards, which keeps host RAM near the 28 GiB target.
+
 `load_transformer_official` is the hook for importing an existing official MultiTalk install (the
 original-format Wan folder with its 7 shards plus multitalk.safetensors): same model, keys renamed
 by weights.convert_official_backbone_keys.
@@ -51,6 +59,7 @@ class LoadedModels:
     root: Path
     lora_path: Path | None = None  # the fast-mode LoRA, when present
     notes: list[str] = field(default_factory=list)
+    applied: Any = None  # profiles.AppliedProfile: `using(module)`, `new_clip(transformer)`
 
     @property
     def real_sized(self) -> bool:
@@ -74,19 +83,53 @@ def load_all(
     step("transformer")
     transformer = guard(lambda: load_transformer(root, plan), "the backbone or the MultiTalk adapter")
     step("text encoder")
-    tokenizer, text_encoder = guard(lambda: load_text_encoder(wan, plan), "the UMT5 text encoder")
+    tokenizer = guard(lambda: load_tokenizer(wan), "the UMT5 tokenizer")
+    # `low` loads UMT5 per job (text_encoder_for_job) instead of holding 10.6 GiB of host RAM.
+    text_encoder = None
+    if plan.spec.encoders != "drop":
+        text_encoder = guard(lambda: load_text_encoder(wan, plan), "the UMT5 text encoder")
     step("image encoder")
     image_encoder = guard(lambda: load_image_encoder(wan, plan), "the CLIP image encoder")
     step("vae")
     vae = guard(lambda: load_vae(wan, plan), "the VAE")
     step("audio encoder")
     wav2vec, settings = guard(lambda: load_wav2vec(root / WAV2VEC_FOLDER, plan), "chinese-wav2vec2-base")
+    step(f"the {plan.profile} memory profile")
+    applied = apply_memory_profile(transformer, plan, [text_encoder, image_encoder, vae, wav2vec])
     lora = root / LORA_FOLDER / FAST_LORA_FILE
     return LoadedModels(
         transformer=transformer, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
         image_encoder=image_encoder, wav2vec=wav2vec, wav2vec_settings=settings, plan=plan,
-        root=root, lora_path=lora if lora.is_file() else None,
+        root=root, lora_path=lora if lora.is_file() else None, applied=applied,
     )
+
+
+def apply_memory_profile(transformer, plan: DevicePlan, other_modules: list):
+    """profiles.apply_profile: fp8 storage is already in place (load_transformer), block offload
+    and the audio K/V cache are set up here; the encoders and the VAE are parked in host RAM."""
+    from multitalk_desktop.engine.profiles import apply_profile
+
+    return apply_profile(transformer, plan.profile, plan.device, other_modules=other_modules,
+                         compute_dtype=plan.dtype)
+
+
+def text_encoder_for_job(models: LoadedModels):
+    """The UMT5 encoder, loaded again (memory-mapped, into host RAM) where `low` released it."""
+    if models.text_encoder is None:
+        models.text_encoder = guard(lambda: load_text_encoder(models.root / WAN_FOLDER, models.plan),
+                                    "the UMT5 text encoder")
+    return models.text_encoder
+
+
+def release_text_encoder(models: LoadedModels) -> None:
+    """Free the UMT5 encoder's host RAM (`low`, after the prompts are encoded)."""
+    import gc
+
+    encoder, models.text_encoder = models.text_encoder, None
+    if encoder is not None and models.applied is not None:
+        models.applied.other_modules = [m for m in models.applied.other_modules if m is not encoder]
+    del encoder
+    gc.collect()
 
 
 def guard(load: Callable[[], Any], what: str) -> Any:
@@ -153,11 +196,17 @@ def empty_transformer(config: dict):
         return MultiTalkTransformer3DModel(**config)
 
 
-def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: DevicePlan) -> None:
-    """Place every tensor on its device in its dtype (fp32 for the modules the model keeps in
-    fp32), then check that no parameter was left unloaded and no tensor was left over."""
+def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: DevicePlan,
+                      device: str | None = None) -> None:
+    """Place every tensor on `device` (the plan's by default) in its dtype (fp32 for the modules
+    the model keeps in fp32; fp8 where fp8 storage was enabled on the empty model), then check
+    that no parameter was left unloaded and no tensor was left over."""
     import torch
     from accelerate.utils import set_module_tensor_to_device
+
+    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+
+    device = device or plan.device
 
     expected = dict(model.named_parameters())
     keep_fp32 = set(getattr(model, "_keep_in_fp32_modules", None) or [])
@@ -174,8 +223,12 @@ def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: Dev
                 f"{tuple(expected[name].shape)}.",
                 "The model files do not belong together (a different model size or version).",
             )
-        dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
-        set_module_tensor_to_device(model, name, plan.device, value=tensor, dtype=dtype)
+        if expected[name].dtype == FP8_STORAGE:
+            # Through the compute dtype first: the same rounding as enabling fp8 after loading.
+            tensor, dtype = tensor.to(plan.dtype), FP8_STORAGE
+        else:
+            dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
+        set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
         loaded.add(name)
     missing = sorted(set(expected) - loaded)
     if missing or unexpected:
@@ -186,19 +239,30 @@ def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: Dev
             "and of the same model.",
         )
     # Buffers (RoPE tables) were built for real on the CPU; move them along.
-    model.to(plan.device)
+    model.to(device)
     model.eval().requires_grad_(False)
 
 
 def load_transformer(root: Path, plan: DevicePlan):
-    """diffusers-format backbone shards + official-named multitalk.safetensors -> one model."""
+    """diffusers-format backbone shards + official-named multitalk.safetensors -> one model, on
+    the device and in the storage its memory profile wants."""
     model = empty_transformer(transformer_config(root))
     folder = root / WAN_FOLDER / "transformer"
     files = shard_files(folder, "diffusion_pytorch_model.safetensors.index.json",
                         "diffusion_pytorch_model.safetensors")
     files.append(root / MULTITALK_FOLDER / MULTITALK_FILE)
-    fill_from_tensors(model, iter_tensors(files), plan)
+    prepare_storage(model, plan)
+    fill_from_tensors(model, iter_tensors(files), plan, plan.transformer_load_device)
     return model
+
+
+def prepare_storage(model, plan: DevicePlan) -> None:
+    """fp8 profiles: fp8 storage on the still-empty model, so weights are converted one tensor at
+    a time while loading (host RAM never holds the bf16 model: `low` stays under its budget)."""
+    if plan.spec.weights == "fp8":
+        from multitalk_desktop.engine.fp8 import enable_fp8_storage
+
+        enable_fp8_storage(model, plan.dtype)
 
 
 def load_transformer_official(wan_dir: Path, multitalk_file: Path, plan: DevicePlan, adapter_config: dict | None = None):
@@ -219,27 +283,38 @@ def load_transformer_official(wan_dir: Path, multitalk_file: Path, plan: DeviceP
     def rename(key: str) -> str:
         return next(iter(convert_official_backbone_keys({key: None})))
 
-    fill_from_tensors(model, iter_tensors(files, rename), plan)
+    prepare_storage(model, plan)
+    fill_from_tensors(model, iter_tensors(files, rename), plan, plan.transformer_load_device)
     return model
 
 
 # ---------------------------------------------------------------- the other models
 
 
-def load_text_encoder(wan: Path, plan: DevicePlan):
-    from transformers import AutoTokenizer, UMT5EncoderModel
+# The encoders and the VAE load into host RAM: every profile parks them there between uses
+# (profiles.apply_profile), and loading UMT5 straight to an 8 GB card would not fit.
+PARKED = "cpu"
 
-    tokenizer = AutoTokenizer.from_pretrained(str(wan / "tokenizer"))
+
+def load_tokenizer(wan: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(wan / "tokenizer"))
+
+
+def load_text_encoder(wan: Path, plan: DevicePlan):
+    from transformers import UMT5EncoderModel
+
     model = UMT5EncoderModel.from_pretrained(str(wan / "text_encoder"), dtype=plan.dtype,
-                                             device_map={"": plan.device})
-    return tokenizer, model.eval().requires_grad_(False)
+                                             device_map={"": PARKED})
+    return model.eval().requires_grad_(False)
 
 
 def load_image_encoder(wan: Path, plan: DevicePlan):
     from transformers import CLIPVisionModel
 
     model = CLIPVisionModel.from_pretrained(str(wan / "image_encoder"), dtype=plan.dtype,
-                                            device_map={"": plan.device})
+                                            device_map={"": PARKED})
     return model.eval().requires_grad_(False)
 
 
@@ -247,7 +322,7 @@ def load_vae(wan: Path, plan: DevicePlan):
     from diffusers import AutoencoderKLWan
 
     vae = AutoencoderKLWan.from_pretrained(str(wan / "vae"), torch_dtype=plan.vae_dtype)
-    return vae.to(plan.device).eval().requires_grad_(False)
+    return vae.to(PARKED).eval().requires_grad_(False)
 
 
 def load_wav2vec(folder: Path, plan: DevicePlan):
@@ -257,7 +332,7 @@ def load_wav2vec(folder: Path, plan: DevicePlan):
     from multitalk_desktop.engine.wav2vec import MultiTalkWav2Vec2Model
 
     model = MultiTalkWav2Vec2Model.from_pretrained(str(folder), dtype=torch.float32,
-                                                   device_map={"": plan.device})
+                                                   device_map={"": PARKED})
     settings = read_json(folder / "preprocessor_config.json")
     return model.eval().requires_grad_(False), settings
 

@@ -14,10 +14,17 @@ Differences from the official code, on purpose: each clip draws its noise from i
 seeded from (seed, clip index), so a resumed job produces the same frames as an uninterrupted one;
 the motion frames carried to the next clip are rounded to float16 (what the job folder keeps) for
 the same reason; no frame cap unless one is asked for (the official loop stops at 1000 frames).
+
+Memory profiles (engine/profiles.py, applied by the loader): the encoders and the VAE run inside
+`applied.using(...)` (on the GPU only while used), `applied.new_clip` resets the audio K/V cache
+and the step cache at every clip, and `low` frees the text encoder once the prompts are encoded.
+The optional step cache (`extra["step_cache"]` = threshold, or the engine's default) wraps every
+guidance pass in `step_cache.guidance_pass`; it changes the frames a little (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -119,9 +126,26 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
 class MultiTalkPipeline:
     """Runs jobs on a LoadedModels; holds nothing between jobs but the models."""
 
-    def __init__(self, models: LoadedModels, max_frames: int | None = None) -> None:
+    def __init__(self, models: LoadedModels, max_frames: int | None = None,
+                 step_cache_threshold: float | None = None) -> None:
         self.models = models
         self.max_frames = max_frames or None
+        self.step_cache_threshold = step_cache_threshold  # None: off unless a job asks for it
+
+    def using(self, *modules):
+        """The profile's `using` (modules on the GPU for the block), or nothing to do."""
+        applied = self.models.applied
+        return applied.using(*modules) if applied is not None else contextlib.nullcontext()
+
+    def step_cache_threshold_for(self, inputs: GenerationInputs) -> float | None:
+        value = inputs.extra.get("step_cache", self.step_cache_threshold)
+        if value is None or value is False:
+            return None
+        try:
+            threshold = float(value)
+        except (TypeError, ValueError) as err:
+            raise MultiTalkError(f"The step cache threshold {value!r} is not a number.") from err
+        return threshold if threshold > 0 else None
 
     # ------------------------------------------------------------------ the job
 
@@ -132,6 +156,28 @@ class MultiTalkPipeline:
         cancel: CancelToken | None = None,
         lora_note: str | None = None,
     ) -> GenerationResult:
+        from multitalk_desktop.engine.step_cache import disable_step_cache, enable_step_cache
+
+        threshold = self.step_cache_threshold_for(inputs)
+        stats = enable_step_cache(self.models.transformer, threshold) if threshold else None
+        try:
+            result = self.run_job(inputs, on_progress, cancel, lora_note)
+        finally:
+            if stats is not None:
+                disable_step_cache(self.models.transformer)
+        if stats is not None:
+            total = stats.total_computed + stats.total_skipped
+            result.notes.append(f"Step cache (threshold {threshold:g}): {stats.total_skipped} of "
+                                f"{total} transformer passes reused the cached residual.")
+        return result
+
+    def run_job(
+        self,
+        inputs: GenerationInputs,
+        on_progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        lora_note: str | None,
+    ) -> GenerationResult:
         import torch
 
         from multitalk_desktop.engine.encoders import (
@@ -140,6 +186,7 @@ class MultiTalkPipeline:
             encode_speech_tracks,
         )
         from multitalk_desktop.engine.guidance import Guidance
+        from multitalk_desktop.engine.loaders import release_text_encoder, text_encoder_for_job
         from multitalk_desktop.engine.schedule import default_shift, timesteps
         from multitalk_desktop.engine.streaming import plan_clips
 
@@ -151,15 +198,19 @@ class MultiTalkPipeline:
         tracker.check_cancel()
 
         tracker.emit("encoding", message="encoding the voices")
-        embeddings = encode_speech_tracks(models, prepared.tracks)
+        with self.using(models.wav2vec):
+            embeddings = encode_speech_tracks(models, prepared.tracks)
         plan = plan_clips([e.shape[0] for e in embeddings], max_frames=self.frame_cap(inputs))
         cap_note = capped_note(plan)
         tracker.clips = plan.num_clips
         tracker.check_cancel()
 
         tracker.emit("encoding", message="encoding the prompts")
-        prompt = encode_prompt(models, inputs.prompt or "")
-        negative = encode_prompt(models, inputs.negative_prompt or DEFAULT_NEGATIVE_PROMPT)
+        with self.using(text_encoder_for_job(models)):
+            prompt = encode_prompt(models, inputs.prompt or "")
+            negative = encode_prompt(models, inputs.negative_prompt or DEFAULT_NEGATIVE_PROMPT)
+        if models.plan.spec.encoders == "drop":
+            release_text_encoder(models)  # `low`: 10.6 GiB of host RAM back before the clips
         fast = inputs.mode == "fast"
         shift = float(inputs.extra.get("shift") or (
             default_shift("720", fast) if inputs.resolution == "720p" else default_shift("480", fast)))
@@ -170,6 +221,7 @@ class MultiTalkPipeline:
         store = ClipStore(Path(inputs.work_dir), self.fingerprint(inputs, prepared, plan, shift))
         start_clip = store.open()
         notes = list(prepared.notes)
+        notes.append(models.plan.profile_note)
         if lora_note:
             notes.append(lora_note)
         if start_clip:
@@ -226,19 +278,24 @@ class MultiTalkPipeline:
         from multitalk_desktop.engine.encoders import decode_latents, encode_clip, encode_condition
         from multitalk_desktop.engine.preview import latent_preview_png
         from multitalk_desktop.engine.schedule import euler_step
+        from multitalk_desktop.engine.step_cache import guidance_pass
         from multitalk_desktop.engine.streaming import inject_motion
 
         models = self.models
+        transformer = models.transformer
         device = models.plan.device
         number = clip.index + 1
+        if models.applied is not None:
+            models.applied.new_clip(transformer)  # new audio: K/V cache and step cache start empty
         tracker.emit("encoding", clip=number, message=f"conditioning clip {number} of {plan.num_clips}")
-        y, motion_latents = encode_condition(models, cond_frames, plan.frame_num)
-        clip_tokens = encode_clip(models, cond_frames)
+        with self.using(models.vae, models.image_encoder):
+            y, motion_latents = encode_condition(models, cond_frames, plan.frame_num)
+            clip_tokens = encode_clip(models, cond_frames)
         windows = torch.stack([
             embeddings[s][plan.window_indices(clip, s)] for s in range(prepared.speakers)
         ])  # [speakers, frame_num, window, layers, channels]
         with torch.no_grad():
-            audio_context = models.transformer.project_audio(windows.to(device))
+            audio_context = transformer.project_audio(windows.to(device))
         masks = prepared.masks.to(device)
         contexts = {
             "cond": (prompt, audio_context),
@@ -266,15 +323,15 @@ class MultiTalkPipeline:
             tracker.step_started()
             t = schedule[i:i + 1]
             model_input = torch.cat([latent[None], y.to(latent.dtype)], dim=1).to(models.plan.dtype)
-            with torch.no_grad():
-                preds = {
-                    name: models.transformer(
+            preds = {}
+            for name in guidance.passes:
+                # Each pass keeps its own step-cache state (a no-op with the cache off).
+                with guidance_pass(transformer, name, i), torch.no_grad():
+                    preds[name] = transformer(
                         hidden_states=model_input, timestep=t, encoder_hidden_states=contexts[name][0],
                         encoder_hidden_states_image=clip_tokens, audio_context=contexts[name][1],
                         ref_target_masks=masks, return_dict=False,
                     )[0][0].float()
-                    for name in guidance.passes
-                }
             velocity = guidance.combine(preds)
             previous = latent
             latent = euler_step(latent, velocity, schedule[i], schedule[i + 1])
@@ -288,7 +345,8 @@ class MultiTalkPipeline:
             tracker.emit("denoising", clip=number, step=i + 1, preview_png=preview)
         tracker.check_cancel()
         tracker.emit("decoding", clip=number, step=steps, message=f"decoding clip {number}")
-        return decode_latents(models, latent)
+        with self.using(models.vae):
+            return decode_latents(models, latent)
 
     # ------------------------------------------------------------------ helpers
 

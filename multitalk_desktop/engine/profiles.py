@@ -13,8 +13,8 @@ after encoding the prompt, so that host RAM stays under the 28 GiB a 32 GB PC ca
 
 `choose_profile` picks the first of full, fp8, balanced, low whose planned peak GPU memory (plus
 headroom) fits the free VRAM and whose host RAM need fits the available RAM. The planning figures
-below are arithmetic from parameter counts and activation sizes, not measurements: docs/PERFORMANCE.md
-has the table, bench/RESULTS.md the measured peaks that should replace them.
+start from the peaks measured on an H200 at 480p (bench/logs/), scaled by the clip's token count
+for other sizes; docs/PERFORMANCE.md has the table.
 
 `choose_profile` and the tables import no torch, so the CLI and GUI can show them cheaply.
 """
@@ -32,30 +32,38 @@ if TYPE_CHECKING:
 PROFILE_ORDER = ("full", "fp8", "balanced", "low")
 
 # ---- planning figures (GiB), MultiTalk = Wan2.1-I2V-14B (16.40 B) + adapter (2.49 B) ----
-# Weights on the GPU: bf16 = 18.88 B x 2 bytes; fp8 = the 40 blocks in fp8 (18.56 B x 1 byte) plus
-# what stays bf16/fp32 (condition embedder, audio_proj, norms: ~0.32 B).
+# Peak GPU memory allocated per profile at 480p (832x480, 81 frames, two voices, denoising and the
+# profile's own VAE decode), measured on an H200 with random weights by bench/gpu_bench.py
+# (bench/logs/2026-11-26_h200_gpu_bench_fused_*.log). The arithmetic plan said 41.6 / 21.9 / 7.2 /
+# 5.9: the whole VAE decode (+8.8 GiB, not 4.8) and fp8's kept-precision layers were larger.
+MEASURED_PEAK_VRAM_GIB_480P = {"full": 46.2, "fp8": 23.2, "balanced": 7.6, "low": 6.7}
+# Peak host RAM (VmHWM) of the same runs: the transformer's share, without the encoders.
+MEASURED_HOST_RAM_GIB = {"full": 2.7, "fp8": 2.8, "balanced": 37.9, "low": 20.1}
+# Weights on the GPU, from parameter counts: bf16 = 18.88 B x 2 bytes; fp8 = the 40 blocks in fp8
+# (18.56 B x 1 byte) plus what stays bf16/fp32 (condition embedder, audio_proj, norms: ~0.32 B).
 RESIDENT_WEIGHTS_GIB = {"bf16": 35.2, "fp8": 17.9}
 # Offloaded: the resident top level (~0.6 GiB) plus up to three blocks in flight (current,
 # prefetched next, one being released): 0.86 GiB each in bf16, 0.43 GiB in fp8.
 OFFLOADED_WEIGHTS_GIB = {"bf16": 3.2, "fp8": 1.9}
-# Activations of one forward at 480p (32,760 tokens): hidden states, fp32 norm temporaries, the
-# FFN's 13,824-wide intermediate and, with two voices, the chunked reference-attention map.
-# Linear in the token count (SDPA keeps attention memory linear).
+# The part of the peak that grows with the clip's size (linear in tokens / pixels), at 480p:
+# activations of one forward (hidden states, fp32 norm temporaries, the FFN's 13,824-wide
+# intermediate, the chunked reference-attention map; SDPA keeps attention linear) for the tiled
+# profiles, the whole (untiled) fp32 VAE decode for `full` (measured +8.76 GiB on the H200).
 ACTIVATIONS_GIB_480P = 4.0
-# VAE decode of 81 frames (fp32 VAE): untiled, grows with the pixel count; tiled, roughly fixed.
-VAE_DECODE_GIB_480P = 4.8
-VAE_TILED_DECODE_GIB = 2.0
+VAE_DECODE_GIB_480P = 8.8
+VAE_TILED_DECODE_GIB = 1.9  # measured +1.87 GiB, roughly fixed
 # Audio K/V cache: 40 blocks x 21 frames x (64 + 32) tokens x 10,240 x 2 bytes.
 AUDIO_KV_CACHE_GIB = 1.6
-# Allocator fragmentation on top of the planned peak. The CUDA context is not in it: the free
+# Allocator fragmentation on top of the measured peak. The CUDA context is not in it: the free
 # memory is read (cudaMemGetInfo) after this process's context exists, so it is already taken.
 VRAM_HEADROOM_GIB = 0.5
-# Host RAM besides the offloaded weights: the process with torch/CUDA (~3 GiB) plus encoders
-# parked in RAM between uses (UMT5-XXL bf16 10.6, CLIP 1.2, wav2vec2 0.2, VAE 0.5).
-HOST_PROCESS_GIB = 3.0
+# Host RAM besides the transformer's measured share: torch/CUDA and the pipeline (~0.3 GiB over
+# the benchmark's process) plus encoders parked in RAM between uses (UMT5-XXL bf16 10.6, CLIP 1.2,
+# wav2vec2 0.2, VAE 0.5); `low` frees the text encoder after use.
+HOST_PIPELINE_GIB = 0.3
 HOST_ENCODERS_GIB = 12.5
-HOST_SMALL_ENCODERS_GIB = 1.9  # `low` frees the text encoder after use
-PINNED_WEIGHTS_GIB = {"bf16": 34.6, "fp8": 17.3}  # the 40 blocks
+HOST_SMALL_ENCODERS_GIB = 1.9
+PINNED_WEIGHTS_GIB = {"bf16": 34.6, "fp8": 17.3}  # the 40 blocks (measured: exact pinning)
 
 LATENT_FRAMES = 21  # an 81-frame clip: 1 + 80 / 4
 TOKENS_480P = 32_760
@@ -99,13 +107,12 @@ def parse_resolution(resolution: str) -> tuple[int, int]:
 
 
 def planned_peak_vram_gib(profile: str, resolution: str = "480p") -> float:
-    """Planned peak GPU memory of a clip (denoising or decode, whichever is larger), no headroom."""
+    """Peak GPU memory of a clip, no headroom: the measured 480p peak, with the part that grows
+    with the clip's size (the whole VAE decode in `full`, activations otherwise) scaled by tokens."""
     spec = PROFILES[profile]
     scale = latent_tokens(resolution) / TOKENS_480P
-    weights = (OFFLOADED_WEIGHTS_GIB if spec.offload else RESIDENT_WEIGHTS_GIB)[spec.weights]
-    decode = VAE_TILED_DECODE_GIB if spec.vae_tiling else VAE_DECODE_GIB_480P * scale
-    cache = AUDIO_KV_CACHE_GIB if spec.audio_kv_cache else 0.0
-    return weights + cache + max(ACTIVATIONS_GIB_480P * scale, decode)
+    growing = ACTIVATIONS_GIB_480P if spec.vae_tiling else VAE_DECODE_GIB_480P
+    return MEASURED_PEAK_VRAM_GIB_480P[profile] + (scale - 1.0) * growing
 
 
 def required_vram_gib(profile: str, resolution: str = "480p") -> float:
@@ -114,9 +121,8 @@ def required_vram_gib(profile: str, resolution: str = "480p") -> float:
 
 def required_host_ram_gib(profile: str) -> float:
     spec = PROFILES[profile]
-    pinned = PINNED_WEIGHTS_GIB[spec.weights] if spec.offload else 0.0
     encoders = HOST_SMALL_ENCODERS_GIB if spec.encoders == "drop" else HOST_ENCODERS_GIB
-    return round(HOST_PROCESS_GIB + pinned + encoders, 1)
+    return round(MEASURED_HOST_RAM_GIB[profile] + HOST_PIPELINE_GIB + encoders, 1)
 
 
 @dataclass(frozen=True)
@@ -182,14 +188,21 @@ def detect_resources(device: torch.device | str) -> tuple[float, float]:
     return free / 2**30, host
 
 
-def resolve_profile(requested: str, device: torch.device | str, resolution: str = "480p") -> ProfileChoice:
-    """`auto` -> measured choice; a named profile is validated and kept."""
+def resolve_profile(
+    requested: str,
+    device: torch.device | str,
+    resolution: str = "480p",
+    resources: tuple[float, float] | None = None,
+) -> ProfileChoice:
+    """`auto` -> the choice for (free VRAM GiB, available host RAM GiB): `resources` when given
+    (tests, callers that measured already), else measured now; a named profile is validated and
+    kept. On the CPU without `resources` every profile would only run slower: `full`."""
     requested = (requested or "auto").lower()
     if requested != "auto":
         if requested not in PROFILES:
             raise ValueError(f"unknown memory profile {requested!r}: use auto, {', '.join(PROFILE_ORDER)}")
         return ProfileChoice(requested, "chosen by hand")
-    free, host = detect_resources(device)
+    free, host = resources if resources is not None else detect_resources(device)
     if free == float("inf"):
         return ProfileChoice("full", "CPU: no GPU memory to save")
     return explain_choice(free, host, resolution)
