@@ -4,7 +4,8 @@
 It behaves like the real one where the rest of the app can tell: a real H.264 + AAC MP4 with the
 voices mixed as `audio_type` says, frames derived from the image and the seed (another seed gives
 other frames), progress for clips x steps with the streaming loop's clip count, cancel honoured
-at every step (nothing is written), finished clips kept in `work_dir` so a resume continues,
+at every step (nothing is written), finished clips kept in `<work_dir>/clips/` (the job folder's
+clip folder, as the real engine's clip store) so a resume continues,
 and a small PNG preview every few steps (the portrait emerging from noise as the steps go by), as
 the real engine sends its latent previews.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from multitalk_desktop.engine.clip_store import CLIPS_DIR
 from multitalk_desktop.engine.protocol import (
     CancelToken,
     GenerationInputs,
@@ -73,7 +75,7 @@ class TestEngine:
         clips, steps = clip_count(frames_total), max(1, int(inputs.steps))
         report(ProgressEvent("encoding", clips=clips, steps=steps, elapsed_s=time.monotonic() - started))
 
-        done_dir = Path(inputs.work_dir)
+        done_dir = Path(inputs.work_dir) / CLIPS_DIR
         done_dir.mkdir(parents=True, exist_ok=True)
         total_steps = clips * steps
         preview = _PreviewMaker(Path(inputs.image), int(inputs.seed))

@@ -17,7 +17,7 @@ from pathlib import Path
 from multitalk_desktop.engine.protocol import CancelToken, Engine, GenerationInputs, ProgressEvent
 from multitalk_desktop.errors import Cancelled, IllegalTransition, MultiTalkError, OutOfMemory
 from multitalk_desktop.jobs.naming import output_name, place_without_overwrite, stage_beside
-from multitalk_desktop.jobs.queue import CLIPS_FOLDER, JobQueue
+from multitalk_desktop.jobs.queue import JobQueue
 from multitalk_desktop.jobs.store import Job, this_worker_id
 
 PROGRESS_INTERVAL_S = 0.25  # at most ~4 progress writes a second
@@ -128,7 +128,7 @@ class Runner:
         req = job.request
         inputs = GenerationInputs(
             image=Path(req["image"]), audio=[Path(a) for a in req["audio"]], output_path=temp_output,
-            work_dir=self.queue.job_dir(job.id) / CLIPS_FOLDER,
+            work_dir=self.queue.job_dir(job.id),  # the engine keeps its clips in <job>/clips/
             boxes=[tuple(b) for b in req["boxes"]] if req.get("boxes") else None,
             prompt=req.get("prompt") or "", audio_type=req.get("audio_type", "add"),
             resolution=req.get("resolution", "480p"), mode=req.get("mode", "quality"),

@@ -14,7 +14,7 @@ from tests.jobs import media_factory
 
 def inputs(media, tmp_path, voices=("voice1s.wav",), **kw) -> GenerationInputs:
     base = dict(image=media / "face.png", audio=[media / v for v in voices], output_path=tmp_path / "out.mp4",
-                work_dir=tmp_path / "clips", steps=2, seed=1)
+                work_dir=tmp_path, steps=2, seed=1)
     base.update(kw)
     return GenerationInputs(**base)
 
