@@ -46,16 +46,6 @@ class RunnerWorker(QObject):
         self._reload = threading.Event()
         self._runner: Runner | None = None
 
-    # Runner listener protocol (called in the worker thread) -> queued signals
-    def job_started_cb(self, job: Job) -> None:
-        self.job_started.emit(job)
-
-    def job_progress_cb(self, job_id: str, event: ProgressEvent) -> None:
-        self.job_progress.emit(job_id, event)
-
-    def job_finished_cb(self, job: Job) -> None:
-        self.job_finished.emit(job)
-
     def _make_engine(self):
         from multitalk_desktop.jobs.engines import make_engine
 
@@ -153,19 +143,21 @@ class RunnerWorker(QObject):
 
 
 class _Listener:
-    """The Runner calls `job_started` etc.; these forward to the worker's signal emitters."""
+    """The Runner calls `job_started` etc. in the worker thread; these emit the worker's signals of
+    the same names (queued to the GUI thread). A separate object because on the worker itself
+    those names are the signals."""
 
     def __init__(self, worker: RunnerWorker) -> None:
         self._worker = worker
 
     def job_started(self, job: Job) -> None:
-        self._worker.job_started_cb(job)
+        self._worker.job_started.emit(job)
 
     def job_progress(self, job_id: str, event: ProgressEvent) -> None:
-        self._worker.job_progress_cb(job_id, event)
+        self._worker.job_progress.emit(job_id, event)
 
     def job_finished(self, job: Job) -> None:
-        self._worker.job_finished_cb(job)
+        self._worker.job_finished.emit(job)
 
 
 class WorkerHost(QObject):
