@@ -12,6 +12,7 @@ import re
 import shutil
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from multitalk_desktop.config import fsync_dir
@@ -53,12 +54,17 @@ def stage_beside(src: Path, folder: Path) -> Path:
     return staged
 
 
-def place_without_overwrite(src: Path, folder: Path, name: str) -> Path:
+def place_without_overwrite(src: Path, folder: Path, name: str,
+                            before_link: Callable[[Path], None] | None = None) -> Path:
     """Move `src` into `folder` as `name` (or `name-2`, `name-3`, ... when taken). The file is
     fsynced before it appears under its final name and the folder after, so a crash leaves either
-    no output or a whole one."""
+    no output or a whole one.
+
+    `before_link(candidate)` runs just before each name is tried, so a caller can make the name
+    durable first (the job queue commits it on the job: a crash right after the link then leaves a
+    file recovery knows about, not an orphan). Whatever it raises stops the placement."""
     staged = stage_beside(src, folder)
-    final = _link_unique(staged, folder, name)
+    final = _link_unique(staged, folder, name, before_link)
     os.unlink(staged)
     fsync_dir(folder)
     return final
@@ -68,10 +74,15 @@ def _device(path: Path) -> int:
     return os.stat(path).st_dev
 
 
-def _link_unique(src: Path, folder: Path, name: str) -> Path:
+def _link_unique(src: Path, folder: Path, name: str,
+                 before_link: Callable[[Path], None] | None = None) -> Path:
     stem, suffix = os.path.splitext(name)
     for n in range(1, 10_000):
         candidate = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+        if candidate.exists():
+            continue  # taken: no need to announce a name that cannot be ours
+        if before_link is not None:
+            before_link(candidate)
         try:
             # link() fails when the name exists: unlike rename it can never overwrite.
             os.link(src, candidate)

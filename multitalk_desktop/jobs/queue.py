@@ -7,15 +7,19 @@ same data folder at once.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import uuid
 from pathlib import Path
 
 from multitalk_desktop.config import AppContext, load_context
 from multitalk_desktop.errors import IllegalTransition, MultiTalkError
 from multitalk_desktop.jobs.inputs import copy_inputs, remove_unused_blobs, restore_inputs
+from multitalk_desktop.jobs.naming import output_name, place_without_overwrite
 from multitalk_desktop.jobs.spec import JobRequest, validate
 from multitalk_desktop.jobs.store import STALE_HEARTBEAT_S, Event, Job, JobStore
 
@@ -169,16 +173,92 @@ class JobQueue:
 
     def recover_interrupted(self, stale_after_s: float | None = None) -> list[str]:
         """CLI.md's rule: a running job whose heartbeat is older than the threshold and whose
-        worker process is gone becomes `interrupted`. Returns the ids it changed."""
+        worker process is gone becomes `interrupted`. Returns the ids it changed (interrupted, or
+        completed by adopting their video).
+
+        A worker that died while putting its finished video in place (see `complete_with_output`)
+        left the video's path on the job: a whole video there is adopted (the job ends
+        `completed`, nothing is lost); a partial one, or one of a job the user cancelled, is
+        removed before the job becomes `interrupted`."""
         threshold = self.stale_after_s if stale_after_s is None else stale_after_s
         changed = []
         for job in self.store.stale_running(threshold):
             if not worker_is_gone(job.worker_id):
                 continue
-            if self.store.mark_interrupted_if_stale(
-                    job.id, threshold, f"worker {job.worker_id} stopped sending heartbeats"):
-                changed.append(job.id)
+            with self.store.write() as c:
+                stale = self.store.stale_in(c, job.id, threshold)
+                if stale is None:
+                    continue
+                placing = self.store.placing_in(c, job.id)
+                if placing and not stale.cancel_requested and _is_whole(placing):
+                    self.store.transition_in(
+                        c, job.id, "completed",
+                        f"output {Path(placing['path']).name} was in place when worker "
+                        f"{job.worker_id} stopped: kept",
+                        **_completion_columns(c, job.id, placing))
+                else:
+                    if placing:
+                        self._remove_unreferenced(c, placing["path"])  # before the commit: crash-safe
+                    self.store.mark_interrupted_in(
+                        c, job.id, f"worker {job.worker_id} stopped sending heartbeats")
+            changed.append(job.id)
         return changed
+
+    def complete_with_output(self, job: Job, worker_id: str, produced: Path, notes: list[str],
+                             produced_by: str | None) -> Job:
+        """Put a finished video in outputs/ and mark the job completed, unless a cancel got there
+        first (the job ends cancelled) or the job is no longer this worker's; then the video is
+        discarded. A cancel lands either before or finds the job completed, never both; a
+        completed job always has its file.
+
+        The output's path is committed on the job before the video is linked into outputs/, so a
+        crash between the link and the completion leaves a video `recover_interrupted` knows
+        about, not an orphan. `produced` should already sit on the outputs disk
+        (naming.stage_beside) so that nothing slow happens while the database is locked."""
+        outputs_dir = self.ctx.outputs_dir
+        placing = {"size": produced.stat().st_size, "notes": notes, "produced_by": produced_by}
+        recorded: list[str] = []
+
+        def announce(candidate: Path) -> None:
+            if not self.store.record_placing(job.id, worker_id, {"path": str(candidate), **placing}):
+                raise _NotOurs
+            recorded.append(str(candidate))
+
+        try:
+            try:
+                final: Path | None = place_without_overwrite(
+                    produced, outputs_dir, output_name(job.created_at, job.prompt, job.id), announce)
+            except _NotOurs:
+                final = None
+            with self.store.write() as c:
+                row = c.execute("SELECT state, cancel_requested, worker_id FROM jobs WHERE id = ?",
+                                (job.id,)).fetchone()
+                state, cancel_requested, worker = row if row else (None, 0, None)
+                ours = state == "running" and worker == worker_id
+                if ours and final is not None and not cancel_requested:
+                    return self.store.transition_in(
+                        c, job.id, "completed", f"output {final.name}",
+                        **_completion_columns(c, job.id, {"path": str(final), **placing}))
+                if ours and cancel_requested:
+                    self.store.transition_in(c, job.id, "cancelled",
+                                             "cancelled just before the result was kept")
+                if final is not None:
+                    self._remove_unreferenced(c, str(final))
+        except BaseException:
+            # The caller ends the job failed or interrupted, which forgets the recorded name:
+            # take back what was placed under it (a half copy, or a video no job will name).
+            with contextlib.suppress(Exception), self.store.write() as c:
+                for path in recorded:
+                    self._remove_unreferenced(c, path)
+            raise
+        _discard(produced)  # still there when the placement stopped before linking
+        return self.store.get(job.id)
+
+    def _remove_unreferenced(self, c: sqlite3.Connection, path: str) -> None:
+        """Delete a video that is being placed, unless a job already names it as its output (a
+        recovery may have adopted it meanwhile): a completed job's video is never deleted."""
+        if not self.store.output_referenced_in(c, path):
+            _discard(Path(path))
 
     def apply_retention(self, keep_last: int | None = None, keep_days: float | None = None) -> list[str]:
         """Delete finished jobs beyond the newest `keep_last` or older than `keep_days`, with
@@ -208,3 +288,39 @@ class JobQueue:
         if removed:
             remove_unused_blobs(self.blobs_dir)
         return removed
+
+
+class _NotOurs(Exception):
+    """The job stopped being this worker's (cancelled, or recovered by another process) before its
+    video was linked into outputs/."""
+
+
+def _is_whole(placing: dict) -> bool:
+    """The placed file is all there: hard links appear whole; the copy fallback is checked by
+    size (the source was fsynced before the copy began)."""
+    try:
+        return Path(placing["path"]).stat().st_size == int(placing["size"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return False
+
+
+def _completion_columns(c: sqlite3.Connection, job_id: str, placing: dict) -> dict:
+    """What a completed job's row says: its output, the engine's notes and provenance, progress
+    at 100 % with the clip count the run reached."""
+    row = c.execute("SELECT progress FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    clips = int((json.loads(row[0]) if row and row[0] else {}).get("clips") or 0)
+    columns: dict = {
+        "output": placing["path"], "error": None, "notes": list(placing.get("notes") or []),
+        "progress": {"phase": "done", "clip": clips, "clips": clips, "step": 0, "steps": 0,
+                     "percent": 100.0, "eta_seconds": 0},
+    }
+    if placing.get("produced_by"):
+        columns["produced_by"] = placing["produced_by"]
+    return columns
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -6,7 +6,6 @@ signals; `worker` runs one headless. The engine is created once (`engine_factory
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import traceback
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from multitalk_desktop.engine.protocol import CancelToken, Engine, GenerationInputs, ProgressEvent
 from multitalk_desktop.errors import Cancelled, IllegalTransition, MultiTalkError, OutOfMemory
-from multitalk_desktop.jobs.naming import output_name, place_without_overwrite, stage_beside
+from multitalk_desktop.jobs.naming import stage_beside
 from multitalk_desktop.jobs.queue import JobQueue
 from multitalk_desktop.jobs.store import Job, this_worker_id
 
@@ -177,37 +176,15 @@ class Runner:
                                    "Check the free space of the outputs folder, then retry.")
 
     def _complete(self, job: Job, produced: Path, result: object, log: _JobLog) -> Job:
-        """Put the video in place and mark the job completed, under the database write lock so a
-        cancel either lands before (the video is discarded, the job ends cancelled) or finds the
-        job already completed. Never both, never a completed job without its file."""
+        """Put the video in place and mark the job completed (JobQueue.complete_with_output: a
+        cancel lands before or not at all; a crash mid-way leaves a video recovery adopts)."""
         if not produced.is_file():
             return self._end(job.id, "failed", log, "engine returned no file",
                              error="The engine finished without writing a video.")
         produced = stage_beside(produced, self.queue.ctx.outputs_dir)  # slow part, before the lock
         notes = list(job.notes) + [str(n) for n in getattr(result, "notes", [])]
         produced_by = getattr(result, "produced_by", None) or job.produced_by
-        with self.store.write() as c:
-            row = c.execute("SELECT state, cancel_requested, worker_id, progress FROM jobs WHERE id = ?",
-                            (job.id,)).fetchone()
-            state, cancel_requested, worker, progress = row if row else (None, 0, None, None)
-            clips = int((json.loads(progress) if progress else {}).get("clips") or 0)
-            if state != "running" or worker != self.worker_id:
-                lost = True
-            elif cancel_requested:
-                self.store.transition_in(c, job.id, "cancelled", "cancelled just before the result was kept")
-                lost = True
-            else:
-                lost = False
-                final = place_without_overwrite(
-                    produced, self.queue.ctx.outputs_dir, output_name(job.created_at, job.prompt, job.id))
-                self.store.transition_in(
-                    c, job.id, "completed", f"output {final.name}", output=str(final), error=None,
-                    produced_by=produced_by, notes=notes,
-                    progress={"phase": "done", "clip": clips, "clips": clips, "step": 0, "steps": 0,
-                              "percent": 100.0, "eta_seconds": 0})
-        if lost:
-            _discard(produced)
-        final_job = self.store.get(job.id)
+        final_job = self.queue.complete_with_output(job, self.worker_id, produced, notes, produced_by)
         log.write(f"ended {final_job.state}" + (f": {final_job.output}" if final_job.output else ""))
         return final_job
 

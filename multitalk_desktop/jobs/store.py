@@ -84,6 +84,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_state_created ON jobs(state, created_at);
     CREATE INDEX jobs_state_position ON jobs(state, position);
     """,
+    # v3: the finished video a runner is linking into outputs/ right now (JSON: path, size and the
+    # completion's notes/provenance), committed before the link so that a crash between the link
+    # and the completion leaves a file recovery can adopt or remove, never an orphan.
+    """
+    ALTER TABLE jobs ADD COLUMN placing_output TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -367,7 +373,9 @@ class JobStore:
         check_transition(job_id, job.state, target)
         now = time.time()
         sets = {"state": target, "updated_at": now, **columns}
-        for key in ("progress", "notes", "sources"):
+        if job.state == "running" and target != "running":
+            sets.setdefault("placing_output", None)  # the placement is over, whichever way it went
+        for key in ("progress", "notes", "sources", "placing_output"):
             if key in sets and not isinstance(sets[key], (str, type(None))):
                 sets[key] = json.dumps(sets[key])
         assignments = ", ".join(f"{k} = ?" for k in sets)
@@ -447,18 +455,51 @@ class JobStore:
                                       "COALESCE(heartbeat_at, 0) < ?", (cutoff,)).fetchall()
         return [Job.from_row(r) for r in rows]
 
+    def record_placing(self, job_id: str, worker_id: str, placing: dict) -> bool:
+        """Commit the output a runner is about to link into outputs/ (`placing["path"]`), while the
+        job is still this worker's and not cancelled. False when it no longer is: do not link."""
+        with self.write() as c:
+            cur = c.execute("UPDATE jobs SET placing_output = ? WHERE id = ? AND state = 'running' "
+                            "AND worker_id = ? AND cancel_requested = 0",
+                            (json.dumps(placing), job_id, worker_id))
+            if cur.rowcount != 1:
+                return False
+            self._event(c, job_id, "placing_output", None, None, str(placing.get("path")))
+            return True
+
+    @staticmethod
+    def placing_in(c: sqlite3.Connection, job_id: str) -> dict | None:
+        """The output being placed for a running job (see `record_placing`), or None."""
+        row = c.execute("SELECT placing_output FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    @staticmethod
+    def output_referenced_in(c: sqlite3.Connection, path: str) -> bool:
+        """Whether any job names `path` as its output (such a file must never be deleted)."""
+        return c.execute("SELECT 1 FROM jobs WHERE output = ? LIMIT 1", (path,)).fetchone() is not None
+
+    def stale_in(self, c: sqlite3.Connection, job_id: str, stale_after_s: float) -> Job | None:
+        """The job when it is still running with a heartbeat older than `stale_after_s`, checked
+        inside the caller's write lock: a heartbeat that arrived meanwhile keeps the job."""
+        cutoff = time.time() - stale_after_s
+        row = c.execute("SELECT state, COALESCE(heartbeat_at, 0) FROM jobs WHERE id = ?",
+                        (job_id,)).fetchone()
+        if row is None or row[0] != "running" or row[1] >= cutoff:
+            return None
+        return self._get(c, job_id)
+
     def mark_interrupted_if_stale(self, job_id: str, stale_after_s: float, reason: str) -> bool:
         """Re-checked inside the write lock: a heartbeat that arrived meanwhile keeps the job."""
-        cutoff = time.time() - stale_after_s
         with self.write() as c:
-            row = c.execute("SELECT state, COALESCE(heartbeat_at, 0) FROM jobs WHERE id = ?",
-                            (job_id,)).fetchone()
-            if row is None or row[0] != "running" or row[1] >= cutoff:
+            if self.stale_in(c, job_id, stale_after_s) is None:
                 return False
-            self.transition_in(c, job_id, "interrupted", reason,
-                               error="The worker running this job stopped (crash, kill or power cut). "
-                                     "Resume or retry it.")
+            self.mark_interrupted_in(c, job_id, reason)
             return True
+
+    def mark_interrupted_in(self, c: sqlite3.Connection, job_id: str, reason: str) -> Job:
+        return self.transition_in(c, job_id, "interrupted", reason,
+                                  error="The worker running this job stopped (crash, kill or power cut). "
+                                        "Resume or retry it.")
 
     def delete_jobs(self, job_ids: list[str]) -> int:
         """Remove finished jobs and their events (retention). Never queued or running ones."""

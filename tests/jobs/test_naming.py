@@ -51,3 +51,30 @@ def test_placement_onto_another_disk_copies_then_links(tmp_path):
         final = place_without_overwrite(src, Path(folder), "v.mp4")
         assert final.read_bytes() == b"video" and not src.exists()
         assert [p.name for p in Path(folder).iterdir()] == ["v.mp4"]  # no staged leftovers
+
+
+def test_each_free_name_is_announced_before_it_appears_and_a_refusal_stops_the_placement(tmp_path):
+    import pytest
+
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "a.mp4").write_bytes(b"first")
+    src = tmp_path / "render.tmp.mp4"
+    src.write_bytes(b"video")
+    announced = []
+
+    def announce(candidate):
+        assert not candidate.exists()  # told before the link, never after
+        announced.append(candidate.name)
+
+    final = place_without_overwrite(src, out, "a.mp4", before_link=announce)
+    assert announced == ["a-2.mp4"] and final.name == "a-2.mp4"  # a taken name is not announced
+
+    src.write_bytes(b"video 2")
+
+    def refuse(candidate):
+        raise RuntimeError("the job is no longer ours")
+
+    with pytest.raises(RuntimeError):
+        place_without_overwrite(src, out, "b.mp4", before_link=refuse)
+    assert src.read_bytes() == b"video 2" and not (out / "b.mp4").exists()
