@@ -7,6 +7,7 @@ in milliseconds, before anything allocates hundreds of megabytes.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ MAX_PIXELS = 120_000_000
 SUPPORTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF", "GIF"}
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,41 @@ def _open(path: str | os.PathLike) -> Image.Image:
     return img
 
 
-def _orientation(img: Image.Image) -> int:
+def _orientation(img: Image.Image, path: str | os.PathLike) -> int:
     try:
-        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+        if img.format != "PNG":
+            # JPEG, WebP, TIFF...: the EXIF block was read with the header.
+            return int(img.getexif().get(_EXIF_ORIENTATION, 1))
+        # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the image
+        # data. The base method reads only what the header pass found (an eXIf chunk before the
+        # pixels, EXIF in a text chunk, XMP); a late eXIf chunk is found by hopping over chunks.
+        orientation = Image.Image.getexif(img).get(_EXIF_ORIENTATION)
+        if orientation is None and "exif" not in img.info:
+            late = _png_exif_chunk(path)
+            if late is not None:
+                exif = Image.Exif()
+                exif.load(b"Exif\x00\x00" + late)
+                orientation = exif.get(_EXIF_ORIENTATION)
+        return int(orientation or 1)
     except Exception:  # a broken EXIF block must not make a good picture unusable
         return 1
+
+
+def _png_exif_chunk(path: str | os.PathLike) -> bytes | None:
+    """The data of a PNG's eXIf chunk, read by seeking from chunk header to chunk header (the
+    compressed pixels are skipped, never read); None when there is none or the file ends first."""
+    with open(path, "rb") as fh:
+        if fh.read(8) != _PNG_SIGNATURE:
+            return None
+        while len(head := fh.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", head)
+            if kind == b"eXIf":
+                data = fh.read(length)
+                return data if len(data) == length else None
+            if kind == b"IEND":
+                return None
+            fh.seek(length + 4, os.SEEK_CUR)  # the chunk's data and its CRC
+    return None
 
 
 def probe_image(path: str | os.PathLike) -> ImageInfo:
@@ -77,7 +109,7 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     img = _open(path)
     try:
         w, h = img.size
-        if _orientation(img) in _SWAPS_AXES:
+        if _orientation(img, path) in _SWAPS_AXES:
             w, h = h, w
         return ImageInfo(w, h, str(img.format))
     finally:

@@ -80,3 +80,37 @@ def test_transparent_pixels_become_white(tmp_path):
     rgb = np.asarray(load_rgb(path))
     assert rgb[0, 0].tolist() == [255, 255, 255]
     assert rgb[0, 3].tolist() == [255, 0, 0]
+
+
+def png_with_late_exif(path, orientation: int) -> None:
+    """A 40 x 20 PNG whose eXIf chunk comes after the pixel data (allowed, and what some tools
+    write): only a chunk walk or a full decode finds it."""
+    Image.new("RGB", (40, 20), (10, 200, 10)).save(path)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = path.read_bytes()
+    iend = body.rindex(b"IEND") - 4
+    path.write_bytes(body[:iend] + png_chunk(b"eXIf", exif.tobytes()) + body[iend:])
+
+
+def test_png_probe_never_decodes_pixels(tmp_path, examples, monkeypatch):
+    from PIL import ImageFile
+
+    plain = tmp_path / "plain.png"
+    Image.open(examples / "multi3.png").save(plain)  # no EXIF at all
+    late = tmp_path / "late.png"
+    png_with_late_exif(late, 6)
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self) or real_load(self))
+    assert (probe_image(plain).width, probe_image(plain).height) == (2146, 1324)
+    assert (probe_image(late).width, probe_image(late).height) == (20, 40)
+    assert loads == []
+
+
+def test_png_exif_after_the_pixels_rotates_size_and_pixels_alike(tmp_path):
+    path = tmp_path / "late.png"
+    png_with_late_exif(path, 6)
+    info = probe_image(path)
+    assert (info.width, info.height, info.format) == (20, 40, "PNG")
+    assert load_rgb(path).size == (20, 40)
