@@ -181,6 +181,4 @@ def test_step_cache_option_skips_passes_and_moves_the_latents_within_a_bound(eng
     skipped = int(note.split(": ")[1].split(" of ")[0])
     assert 0 < skipped < 18, note  # 6 steps x 3 passes
     assert not any(n.startswith("Step cache") for n in plain.result.notes)
-    # Off again after the job: the next job is exactly the uncached one.
-    again = run_job(engine, tmp_path, [voices["man"]], name="again", steps=6)
-    assert torch.equal(latents[2], latents[0]) and again.result.frames == plain.result.frames
+    assert not engine.models.transformer.is_cache_enabled  # off again after the job
