@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+EXIT_CODES = "Exit codes: 0 the key (or secret) was printed; 2 bad usage."
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rotate", action="store_true",

@@ -1,8 +1,8 @@
 """`multitalk-desktop conformance DIR`: run the engine's functions on a folder of reference
 fixtures (inputs and outputs of the official MultiTalk code) and compare within tolerance.
 
-Prints one line per case (each compared output with its maximum absolute error and tolerance) and
-exits 0 only when every case passes; `--json` prints the whole report as JSON instead.
+Prints one line per case (each compared output with its maximum absolute error and tolerance);
+`--json` prints the whole report as JSON instead.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+EXIT_CODES = ("Exit codes: 0 every case passed; 1 a case failed, or the folder has no usable case; "
+              "2 bad usage or DIR is not a folder.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,6 @@
 """`multitalk-desktop doctor [--json]`: what this machine has (GPU, driver, disk, ffmpeg, models).
 
-Torch is imported here only, inside `run`, so the command line stays fast. Exit code 0 when
-everything needed to generate is there, 1 when something is missing (the report says what).
+Torch is imported here only, inside `run`, so the command line stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +16,10 @@ from pathlib import Path
 # The folders DESIGN.md expects, used when the models checker is not in this build.
 EXPECTED_MODEL_FOLDERS = ("Wan2.1-I2V-14B-480P-Diffusers", "chinese-wav2vec2-base",
                           "MeiGen-MultiTalk/multitalk.safetensors")
+
+
+EXIT_CODES = ("Exit codes: 0 everything needed to generate is there (a CUDA GPU, ffmpeg, the "
+              "models); 1 something is missing (the report says what); 2 bad usage.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

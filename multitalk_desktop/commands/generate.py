@@ -10,6 +10,10 @@ import tempfile
 import time
 from pathlib import Path
 
+EXIT_CODES = ("Exit codes: 0 the video was written (its path is printed on stdout, progress goes to "
+              "stderr); 1 it could not be made, or Ctrl+C cancelled it (nothing is written); 2 bad "
+              "usage or an invalid request (every problem printed, one per line, with its field).")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from multitalk_desktop.jobs.cli_support import add_engine_arguments

@@ -1,7 +1,4 @@
-"""`multitalk-desktop jobs list|show|cancel|retry|resume|move`: the queue and its history.
-
-Exit codes: 0 done, 1 the action is not possible for the job's state, 2 bad usage or no such job.
-"""
+"""`multitalk-desktop jobs list|show|cancel|retry|resume|move`: the queue and its history."""
 
 from __future__ import annotations
 
@@ -9,29 +6,39 @@ import argparse
 import json
 import sys
 
+STATES = ("queued", "running", "completed", "failed", "cancelled", "interrupted")
+ID_HELP = "job id (or its first characters)"
+EXIT_CODES = ("Exit codes: 0 done; 1 the action is not possible in the job's state (e.g. cancelling "
+              "a completed job); 2 bad usage, no such job or an ambiguous id.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="jobs_action", metavar="ACTION")
     sub.required = True
-    p = sub.add_parser("list", help="history, newest first")
-    p.add_argument("--state", choices=("queued", "running", "completed", "failed", "cancelled", "interrupted"))
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES)
+
+    p = action("list", "history, newest first")
+    p.add_argument("--state", choices=STATES, help="only the jobs in this state")
     p.add_argument("--search", metavar="TEXT", help="words in the prompt")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
-    p.add_argument("--offset", type=int, default=0, metavar="N")
-    p.add_argument("--json", action="store_true")
-    p = sub.add_parser("show", help="one job with its events")
-    p.add_argument("id", help="job id (or its first characters)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="at most N jobs (default 50)")
+    p.add_argument("--offset", type=int, default=0, metavar="N", help="skip the newest N (default 0)")
+    p.add_argument("--json", action="store_true", help="print the jobs as JSON")
+    p = action("show", "one job with its events")
+    p.add_argument("id", help=ID_HELP)
+    p.add_argument("--json", action="store_true", help="print the job and its events as JSON")
     for name, help_text in (("cancel", "cancel a queued job now, a running one at its next step"),
-                            ("retry", "queue a failed, cancelled or interrupted job again"),
-                            ("resume", "continue an interrupted job after its last finished clip")):
-        p = sub.add_parser(name, help=help_text)
-        p.add_argument("id")
-        p.add_argument("--json", action="store_true")
-    p = sub.add_parser("move", help="reorder the queue")
-    p.add_argument("id")
+                            ("retry", "queue a failed, cancelled or interrupted job again, from scratch"),
+                            ("resume", "queue an interrupted job again; it continues after its last "
+                                       "finished clip")):
+        p = action(name, help_text)
+        p.add_argument("id", help=ID_HELP)
+        p.add_argument("--json", action="store_true", help="print the job as JSON")
+    p = action("move", "move a queued job to another place in the queue")
+    p.add_argument("id", help=ID_HELP)
     p.add_argument("--to", type=int, required=True, metavar="POS", help="1 = runs next")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the queue in its new order as JSON")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,19 +7,26 @@ import sys
 import time
 from pathlib import Path
 
+EXIT_CODES = ("Exit codes: 0 done (check: the folder is ready); 1 check: not ready, download: a "
+              "file failed, make-tiny: the folder could not be written; 2 bad usage.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
-    check = sub.add_parser("check", help="verify every model file; exit 1 when not ready")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES)
+
+    check = action("check", "verify every model file; exit 1 when not ready")
     check.add_argument("dir", nargs="?", help="models folder (default: the one in settings)")
     check.add_argument("--quick", action="store_true",
                        help="skip the sha256 comparison (presence, sizes and headers only)")
-    download = sub.add_parser("download", help="download what is missing (resumable, verified)")
+    download = action("download", "download what is missing (resumable, verified)")
     download.add_argument("dir", nargs="?", help="models folder (default: the one in settings)")
     download.add_argument("--endpoint", help="hub address (default: HF_ENDPOINT or huggingface.co)")
     download.add_argument("--no-optional", action="store_true",
                           help="skip optional files (the fast-mode LoRA)")
-    tiny = sub.add_parser("make-tiny", help="write a tiny random models folder (tests, selftest)")
+    tiny = action("make-tiny", "write a tiny random models folder (tests, selftest)")
     tiny.add_argument("dir", help="folder to write")
 
 

@@ -19,6 +19,7 @@ SIZE = "64x32"  # WxH: small, but both speakers keep a region on the model's tok
 STEPS = 2
 VOICE_SECONDS = (1.6, 1.2)  # cuts of the example voices: one clip in "add" mode
 SAMPLE_RATE = 16000
+EXIT_CODES = "Exit codes: 0 OK; 1 a check failed (each problem is printed); 2 bad usage."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 
 By default the server also runs queued jobs on this machine's GPU, but only while no other process
 (the window, `worker`) does: one lock file per machine decides (see multitalk_desktop/api/worker.py).
-Stops on Ctrl+C or SIGTERM. Exit codes: 0 stopped normally, 1 could not start, 2 bad usage.
+Stops on Ctrl+C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ import argparse
 import signal
 import sys
 import threading
+
+EXIT_CODES = ("Exit codes: 0 stopped by Ctrl+C or SIGTERM; 1 could not start (e.g. the port is "
+              "taken) or stopped unexpectedly; 2 bad usage or a bad --port.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
+EXIT_CODES = ("Exit codes: 0 the PNG files were written (their paths are printed); 1 rendering "
+              "failed; 2 bad usage.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("outdir", help="folder to write the PNG files into")

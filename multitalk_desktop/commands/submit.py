@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+EXIT_CODES = ("Exit codes: 0 queued; 1 the job could not be queued; 2 bad usage or an invalid request "
+              "(every problem printed, one per line, with its field).")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from multitalk_desktop.jobs.cli_support import add_engine_arguments

@@ -1,8 +1,4 @@
-"""`multitalk-desktop worker [--once]`: run queued jobs headless (one worker per GPU).
-
-Exit codes: 0 every job it ran completed (or was cancelled), 1 a job failed or the engine could not
-be loaded, 130 stopped by Ctrl+C or SIGTERM (the running job is marked interrupted).
-"""
+"""`multitalk-desktop worker [--once]`: run queued jobs headless (one worker per GPU)."""
 
 from __future__ import annotations
 
@@ -10,6 +6,11 @@ import argparse
 import signal
 import sys
 import threading
+
+EXIT_CODES = ("Exit codes: 0 every job it ran completed (or was cancelled); 1 a job failed, the "
+              "engine could not be loaded, or (with --once) another process is running jobs on this "
+              "machine; 2 bad usage; 130 stopped by Ctrl+C or SIGTERM (the running job is marked "
+              "interrupted).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
