@@ -373,7 +373,9 @@ class MultiTalkPipeline:
         return min(caps) if caps else None
 
     def fingerprint(self, inputs: GenerationInputs, prepared: PreparedInputs, plan, shift: float) -> str:
-        cfg = dict(self.models.transformer.config)
+        # Not diffusers' bookkeeping keys: `_use_default_values` is built from a set, so its order
+        # changes between processes and a job resumed by another worker would start over.
+        cfg = {k: v for k, v in self.models.transformer.config.items() if not k.startswith("_")}
         return fingerprint({
             "version": PIPELINE_VERSION,
             "image": file_digest(Path(inputs.image)),

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from multitalk_desktop.config import load_context
 from multitalk_desktop.jobs.queue import JobQueue
 from multitalk_desktop.jobs.runner import Runner
@@ -47,13 +49,15 @@ def test_worker_killed_after_its_first_clip_resumes_with_only_the_remaining_clip
             [sys.executable, "-m", "multitalk_desktop", "worker", "--once", "--models", str(tiny_models),
              "--device", "cpu"], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for((clips / "clip_0000.npz").exists, proc)
+            # A clip counts as finished once its motion state (written right after it) is there.
+            wait_for((clips / "motion.npz").exists, proc)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL
-        finished = sorted(p.name for p in clips.glob("clip_*.npz"))
-        assert 1 <= len(finished) < CLIPS, finished
+        with np.load(clips / "motion.npz") as motion:
+            finished = int(motion["clip"]) + 1
+        assert 1 <= finished < CLIPS, finished
 
         # The heartbeat rule with a short threshold: stale heartbeat + dead process.
         deadline = time.monotonic() + 15
@@ -71,8 +75,8 @@ def test_worker_killed_after_its_first_clip_resumes_with_only_the_remaining_clip
 
         done = Runner(queue, lambda: engine, listener=Clips()).run_next()
         assert done.state == "completed", done.error
-        assert denoised == set(range(len(finished) + 1, CLIPS + 1))  # only the remaining clips
-        assert any(f"Resumed after clip {len(finished)} of {CLIPS}" in n for n in done.notes)
+        assert denoised == set(range(finished + 1, CLIPS + 1))  # only the remaining clips
+        assert any(f"Resumed after clip {finished} of {CLIPS}" in n for n in done.notes)
         info = probe_video(Path(done.output))
         voice = duration(voices["long"])
         assert info.frames == int(voice * 25) - 3
