@@ -8,7 +8,7 @@
 | `low`      | fp8 in pinned host RAM, streamed per block   | off             | tiled      |
 
 Encoders (UMT5, CLIP, wav2vec2) and the VAE come onto the GPU only while they run and go back to
-host RAM afterwards (`AppliedProfile.using`); in `low` the pipeline should free the text encoder
+host RAM afterwards (`AppliedProfile.using`); in `low` the pipeline frees the text encoder
 after encoding the prompt, so that host RAM stays under the 28 GiB a 32 GB PC can give.
 
 `choose_profile` picks the first of full, fp8, balanced, low whose planned peak GPU memory (plus
