@@ -214,20 +214,62 @@ def _group_host_bytes(group) -> int:
     return sum(t.numel() * t.element_size() for t in group.cpu_param_dict.values())
 
 
+# Headroom left on the GPU when deciding whether an encoder fits whole: its activations, the
+# CUDA context's own use, and fragmentation.
+ENCODER_HEADROOM_BYTES = 1536 * 2**20
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def fits_whole(needed_bytes: int, free_bytes: int, headroom: int = ENCODER_HEADROOM_BYTES) -> bool:
+    """Whether a module of `needed_bytes` can be moved to a GPU with `free_bytes` free."""
+    return needed_bytes + headroom <= free_bytes
+
+
+def stream_leaves(module: torch.nn.Module, device: torch.device) -> None:
+    """Leave `module` in host RAM and bring each leaf layer's weights to `device` only for its own
+    forward (prefetched on a side stream on CUDA). For encoders bigger than the card: UMT5-XXL is
+    11.4 GB in bf16, which an 8 GB card running `balanced`/`low` cannot hold whole."""
+    from diffusers.hooks import apply_group_offloading
+
+    apply_group_offloading(module, onload_device=device, offload_device=torch.device("cpu"),
+                           offload_type="leaf_level", use_stream=device.type == "cuda")
+    module._multitalk_streamed = True
+
+
+def _free_bytes(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 1 << 62
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
 @contextlib.contextmanager
-def on_device(modules: Iterable[torch.nn.Module], device: torch.device | str, *, keep: bool = False) -> Iterator[None]:
+def on_device(modules: Iterable[torch.nn.Module], device: torch.device | str, *, keep: bool = False,
+              force_stream: bool = False) -> Iterator[None]:
     """Move `modules` to `device` for the block, then back to the CPU (unless `keep`), freeing
     their GPU memory for the transformer: how encoders and the VAE are used in the offloaded
-    profiles."""
+    profiles. A module too big for the GPU's free memory (or any, with `force_stream`) is instead
+    streamed layer by layer (`stream_leaves`), once and for good."""
     modules = [m for m in modules if m is not None]
     device = torch.device(device)
+    moved = []
     for module in modules:
+        if getattr(module, "_multitalk_streamed", False):
+            continue
+        if force_stream or not fits_whole(module_bytes(module), _free_bytes(device)):
+            stream_leaves(module, device)
+            continue
         module.to(device)
+        moved.append(module)
     try:
         yield
     finally:
         if not keep and device.type != "cpu":
-            for module in modules:
+            for module in moved:
                 module.to("cpu")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
