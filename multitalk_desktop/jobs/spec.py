@@ -394,8 +394,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--audio", metavar="PATH", action="append",
                    help="voice (audio file or a video's audio track); once or twice: voice k drives person k")
     g.add_argument("--box", metavar="x0,y0,x1,y1", action="append", type=_box_arg,
-                   help="once per voice, source-image pixels (default: left/right halves)")
-    g.add_argument("--prompt", metavar="TEXT", help="scene description")
+                   help="once per voice, in source-image pixels, columns first (x = column); "
+                   "default: person 1 the left half, person 2 the right half (official margins)")
+    g.add_argument("--prompt", metavar="TEXT", help="scene description (default: a neutral sentence)")
     g.add_argument("--audio-type", choices=AUDIO_TYPES, default=None,
                    help="add: speakers take turns (default); para: they speak at once")
     g.add_argument("--resolution", metavar="480p|720p|WxH", default=None, help="default 480p")
@@ -406,7 +407,9 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--audio-guidance", type=_float_arg, metavar="F", help="0-20 (4 quality, 2 fast)")
     g.add_argument("--color-correction", type=_float_arg, metavar="F", help="0-1 (default 1.0)")
     g.add_argument("--max-duration", type=_float_arg, metavar="S", help="cap on output seconds")
-    g.add_argument("--request", metavar="FILE.json", help="a request in the official MultiTalk example format")
+    g.add_argument("--request", metavar="FILE.json", help="a request in the official MultiTalk example format (prompt, cond_image, "
+                   "cond_audio.person1/2, audio_type, bbox as [top, left, bottom, right]); "
+                   "flags given as well override it")
 
 
 def request_from_args(args: argparse.Namespace) -> JobRequest:
