@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -23,6 +24,8 @@ from PySide6.QtWidgets import (
 from multitalk_desktop.config import AppContext
 from multitalk_desktop.gui.background import TaskPool
 from multitalk_desktop.gui.palette import ERROR_COLOR, MUTED_TEXT, OK_COLOR
+
+PROGRESS_INTERVAL_S = 0.05  # at most ~20 "downloading" updates a second reach the GUI thread
 
 TOP_FOLDERS = ("Wan2.1-I2V-14B-480P-Diffusers", "chinese-wav2vec2-base", "MeiGen-MultiTalk")
 
@@ -129,10 +132,23 @@ class ModelsPage(QWidget):
         self.progress.show()
         models_dir, relay, stop = self.ctx.models_dir, self._relay, self._stop
 
+        last_sent = [0.0]
+
+        def report_progress(p) -> None:
+            # Runs in the pool thread once per received chunk (thousands a second on a fast
+            # line): only phase changes, a file's last bytes and one update per interval are
+            # posted, so the GUI thread never queues a backlog of label updates.
+            now = time.monotonic()
+            if (p.phase == "downloading" and p.done_bytes != p.total_bytes
+                    and now - last_sent[0] < PROGRESS_INTERVAL_S):
+                return
+            last_sent[0] = now
+            relay.progress.emit(p)
+
         def work():
             from multitalk_desktop.engine.download import download_models
 
-            return download_models(models_dir, on_progress=relay.progress.emit, should_stop=stop.is_set)
+            return download_models(models_dir, on_progress=report_progress, should_stop=stop.is_set)
 
         def finished(report) -> None:
             self.download_button.setEnabled(True)
@@ -149,11 +165,18 @@ class ModelsPage(QWidget):
         self._pool.submit(work, finished, failed)
 
     def _on_progress(self, p) -> None:
+        head = f"File {p.file_index}/{p.files}: {p.path}"
+        if p.phase in ("done", "skipped", "failed"):  # these carry no byte counts
+            if p.phase != "failed":
+                self.progress.setValue(1000)
+            detail = {"done": "downloaded and verified", "skipped": "already verified"}.get(p.phase, p.message)
+            self.progress_text.setText(f"{head} · {detail}")
+            return
         if p.total_bytes:
             self.progress.setValue(int(1000 * p.done_bytes / p.total_bytes))
         mb = p.done_bytes / 1e6
         total = f" of {p.total_bytes / 1e6:.0f} MB" if p.total_bytes else ""
-        self.progress_text.setText(f"File {p.file_index}/{p.files}: {p.path} · {p.phase} · {mb:.0f} MB{total}")
+        self.progress_text.setText(f"{head} · {p.phase} · {mb:.0f} MB{total}")
 
     def choose_existing(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder that holds the model folders")

@@ -13,8 +13,7 @@ from multitalk_desktop.engine.download import download_models
 from multitalk_desktop.engine.manifest import manifest_files
 from multitalk_desktop.engine.model_files import check_models, expected_files, read_verified
 from multitalk_desktop.errors import ModelFilesError
-
-from .hub_server import FakeHub
+from tests.hub_server import FakeHub
 
 SHARD = "Wan2.1-I2V-14B-480P-Diffusers/transformer/diffusion_pytorch_model-00001-of-00002.safetensors"
 VAE = "Wan2.1-I2V-14B-480P-Diffusers/vae/diffusion_pytorch_model.safetensors"
