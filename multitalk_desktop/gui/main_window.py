@@ -109,10 +109,14 @@ class MainWindow(QMainWindow):
                 f"HTTP API listening on {server.url}", 8000), failed)
 
     def _prewarm(self) -> None:
-        """Import the media modules in the task pool soon after start-up. Loading their native
-        libraries (libsndfile, soxr, ffmpeg helpers) holds Python's GIL for tens of milliseconds;
-        paid here, while the user is still reading the window, it does not freeze the first job's
-        progress or the first preview."""
+        """Pay cold-start costs soon after start-up, while the user is still reading the window,
+        not during the first job: import the media modules in the task pool (loading libsndfile,
+        soxr and the ffmpeg helpers holds Python's GIL for tens of milliseconds), decode a tiny PNG
+        there (Qt's image-format plugin scan, otherwise paid on the GUI thread by the first
+        preview image) and read the multimedia libraries into the disk cache; then create the
+        media player on the GUI thread from that warm cache (otherwise done when the first
+        finished job is opened: 25 ms or more cold, far more after heavy disk I/O)."""
+        from multitalk_desktop.gui.preview_panel import warm_image_decoders, warm_multimedia_files
 
         def work() -> None:
             import PIL.Image  # noqa: F401
@@ -122,7 +126,14 @@ class MainWindow(QMainWindow):
             import multitalk_desktop.media.video  # noqa: F401
             import multitalk_desktop.media.waveform  # noqa: F401
 
-        self.pool.submit(work, None, lambda _err: None)
+            warm_image_decoders()
+            warm_multimedia_files()
+
+        def warmed(_result) -> None:
+            if not self._closing and not getattr(self, "_shut_down", False):
+                self.preview.prewarm_player()
+
+        self.pool.submit(work, warmed, lambda _err: None)
 
     # ------------------------------------------------------------------ layout
     def _build_layout(self) -> None:
