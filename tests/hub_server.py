@@ -109,3 +109,18 @@ class FakeHub:
                 self.wfile.write(body[start:])
 
         return Handler
+
+
+def serve_models_folder(models_dir, monkeypatch) -> FakeHub:
+    """A FakeHub holding every file of a models folder (e.g. one from make-tiny) under its
+    manifest repo and revision, with huggingface_hub allowed online for this loopback server
+    (the test session is offline for real hubs: tests/conftest.py). Use it as a context manager."""
+    import huggingface_hub.constants
+
+    from multitalk_desktop.engine.model_files import expected_files
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    server = FakeHub()
+    for mf in expected_files(models_dir):
+        server.add(mf.repo, mf.repo_path, (models_dir / mf.path).read_bytes(), mf.revision)
+    return server

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from multitalk_desktop.gui.models_page import ModelsPage
-from tests.hub_server import FakeHub
+from tests.hub_server import serve_models_folder
 
 MULTITALK = "MeiGen-MultiTalk/multitalk.safetensors"
 MAX_GAP_MS = 200
@@ -29,16 +29,7 @@ def tiny_models(tmp_path_factory):
 @pytest.fixture
 def hub(tiny_models, monkeypatch):
     """Every file of the tiny folder under its manifest repo/revision; HF_ENDPOINT points at it."""
-    import huggingface_hub.constants
-
-    from multitalk_desktop.engine.model_files import expected_files
-
-    # The test session is offline for real hubs (tests/conftest.py); this one is on loopback.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    server = FakeHub()
-    for mf in expected_files(tiny_models):
-        server.add(mf.repo, mf.repo_path, (tiny_models / mf.path).read_bytes(), mf.revision)
-    with server:
+    with serve_models_folder(tiny_models, monkeypatch) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
         yield server
 

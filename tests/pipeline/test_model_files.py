@@ -11,9 +11,9 @@ import pytest
 from multitalk_desktop.cli import main
 from multitalk_desktop.engine.download import download_models
 from multitalk_desktop.engine.manifest import manifest_files
-from multitalk_desktop.engine.model_files import check_models, expected_files, read_verified
+from multitalk_desktop.engine.model_files import check_models, read_verified
 from multitalk_desktop.errors import ModelFilesError
-from tests.hub_server import FakeHub
+from tests.hub_server import serve_models_folder
 
 SHARD = "Wan2.1-I2V-14B-480P-Diffusers/transformer/diffusion_pytorch_model-00001-of-00002.safetensors"
 VAE = "Wan2.1-I2V-14B-480P-Diffusers/vae/diffusion_pytorch_model.safetensors"
@@ -23,14 +23,7 @@ WAV2VEC = "chinese-wav2vec2-base/model.safetensors"
 @pytest.fixture
 def hub(tiny_models, monkeypatch):
     """The tiny folder served in the hub's layout, each file under its manifest repo/revision."""
-    import huggingface_hub.constants
-
-    # The test session is offline for real hubs; this one is on loopback.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    server = FakeHub()
-    for mf in expected_files(tiny_models):
-        server.add(mf.repo, mf.repo_path, (tiny_models / mf.path).read_bytes(), mf.revision)
-    with server:
+    with serve_models_folder(tiny_models, monkeypatch) as server:
         yield server
 
 
