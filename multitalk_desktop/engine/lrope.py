@@ -44,13 +44,32 @@ def speaker_key_positions(num_tokens: int, class_range: int = 24, class_interval
     return positions
 
 
-def apply_rope_1d(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+def rope_1d_angles(positions: torch.Tensor, head_dim: int, device: torch.device, base: float = 10000.0) -> torch.Tensor:
+    """positions [..., N] -> angles [..., N, D/2] (float32), the official 1-D frequencies."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device)[: head_dim // 2] / head_dim
+    inv_freq = 1.0 / torch.pow(torch.tensor(base, dtype=torch.float32, device=device), exponents)
+    return positions.to(device=device, dtype=torch.float32)[..., None] * inv_freq
+
+
+def apply_rope_1d(
+    x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Rotate x [..., N, H, D] by positions [..., N] (broadcastable) over the full head dim, pairing
-    interleaved dims (2i, 2i+1) as the official RotaryPositionalEmbedding1D does. float32 math."""
-    head_dim = x.shape[-1]
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=x.device)[: head_dim // 2] / head_dim
-    inv_freq = 1.0 / torch.pow(torch.tensor(base, dtype=torch.float32, device=x.device), exponents)
-    angles = positions.to(device=x.device, dtype=torch.float32)[..., None] * inv_freq  # [..., N, D/2]
+    interleaved dims (2i, 2i+1) as the official RotaryPositionalEmbedding1D does. float32 math.
+    `out` may be x itself (the caller owns it)."""
+    from multitalk_desktop.engine.lean_ops import angle_rope_table, lean_enabled, rotate_pairs
+
+    angles = rope_1d_angles(positions, x.shape[-1], x.device, base)
+    if lean_enabled():
+        return rotate_pairs(x, angle_rope_table(angles), out=out)
+    rotated = apply_rope_1d_reference(x, angles)
+    if out is None:
+        return rotated
+    return out.copy_(rotated)
+
+
+def apply_rope_1d_reference(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """The straightforward form (full-size float32 temporaries): x*cos + rotate_half(x)*sin."""
     angles = angles.repeat_interleave(2, dim=-1)[..., None, :]  # [..., N, 1, D]
     cos, sin = angles.cos(), angles.sin()
     xf = x.float()

@@ -30,6 +30,15 @@ from multitalk_desktop.engine.audio_proj import (
     check_frame_count,
     split_audio_windows,
 )
+from multitalk_desktop.engine.lean_ops import (
+    complex_rope_table,
+    gated_add,
+    heads_rms_norm,
+    lean_enabled,
+    modulated_layer_norm,
+    rotate_pairs,
+    row_chunks,
+)
 from multitalk_desktop.engine.lrope import speaker_key_positions, speaker_query_positions
 from multitalk_desktop.errors import MultiTalkError
 
@@ -158,10 +167,20 @@ class MultiTalkAttnProcessor:
         else:
             query, key, value = attn.to_q(hidden_states), attn.to_k(source), attn.to_v(source)
 
-        query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
-        key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
+        lean = lean_enabled()
+        if lean:
+            query = heads_rms_norm(attn.norm_q, query).unflatten(2, (attn.heads, -1))
+            key = heads_rms_norm(attn.norm_k, key).unflatten(2, (attn.heads, -1))
+        else:
+            query = attn.norm_q(query).unflatten(2, (attn.heads, -1))
+            key = attn.norm_k(key).unflatten(2, (attn.heads, -1))
         value = value.unflatten(2, (attn.heads, -1))
-        if rotary_emb is not None:
+        if lean and isinstance(rotary_emb, tuple):
+            rotary_emb = complex_rope_table(*rotary_emb)
+        if isinstance(rotary_emb, torch.Tensor):  # the complex table (built once per model forward)
+            query = rotate_pairs(query, rotary_emb, out=query if lean else None)
+            key = rotate_pairs(key, rotary_emb, out=key if lean else None)
+        elif rotary_emb is not None:
             query = _apply_wan_rope(query, *rotary_emb)
             key = _apply_wan_rope(key, *rotary_emb)
 
@@ -222,6 +241,9 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
         self.class_range = class_range
         self.class_interval = class_interval
         self.ref_map_split = ref_map_split
+        # Tokens per FFN call on the lean path (None: lean_ops.TOKEN_CHUNK). Memory, not arithmetic:
+        # at 480p 8192 tokens keep the 13824-wide intermediate at 226 MB instead of 905 MB.
+        self.ffn_chunk_tokens: int | None = None
 
     def forward(
         self,
@@ -238,9 +260,13 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
         shift_msa, scale_msa, gate_msa, c_shift_msa, c_scale_msa, c_gate_msa = (
             self.scale_shift_table + temb.float()
         ).chunk(6, dim=1)
+        lean = lean_enabled()
 
         # 1. Self-attention (and, for two speakers, the reference-attention map)
-        norm_hidden = (self.norm1(hidden_states.float()) * (1 + scale_msa) + shift_msa).type_as(hidden_states)
+        if lean:
+            norm_hidden = modulated_layer_norm(self.norm1, hidden_states, scale_msa, shift_msa)
+        else:
+            norm_hidden = (self.norm1(hidden_states.float()) * (1 + scale_msa) + shift_msa).type_as(hidden_states)
         ref_map = None
         if speakers == 2:
             attn_output, ref_map = self.attn1(
@@ -249,11 +275,24 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
             )
         else:
             attn_output = self.attn1(norm_hidden, None, None, rotary_emb)
-        hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
+        del norm_hidden
+        if lean:
+            # A new tensor: the block's input is never written (cache hooks compare it with the
+            # output); the later residual adds then go in place into this block-owned tensor.
+            hidden_states = gated_add(hidden_states, attn_output, gate_msa)
+        else:
+            hidden_states = (hidden_states.float() + attn_output * gate_msa).type_as(hidden_states)
+        del attn_output
 
         # 2. Cross-attention to text and CLIP image tokens
-        norm_hidden = self.norm2(hidden_states.float()).type_as(hidden_states)
-        hidden_states = hidden_states + self.attn2(norm_hidden, encoder_hidden_states, None, None)
+        norm_hidden = self._norm(self.norm2, hidden_states, lean)
+        cross_output = self.attn2(norm_hidden, encoder_hidden_states, None, None)
+        del norm_hidden
+        if lean:
+            hidden_states += cross_output
+        else:
+            hidden_states = hidden_states + cross_output
+        del cross_output
 
         # 3. Audio cross-attention, per latent frame; L-RoPE binds voices to people
         audio_output = None
@@ -263,20 +302,40 @@ class MultiTalkTransformerBlock(WanTransformerBlock):
                 query_pos = speaker_query_positions(ref_map, self.class_range, self.class_interval)
                 key_pos = speaker_key_positions(audio_context.shape[2], self.class_range, self.class_interval)
             audio_output = self.audio_cross_attn(
-                self.norm_x(hidden_states), audio_context, query_pos, key_pos
+                self._norm(self.norm_x, hidden_states, lean), audio_context, query_pos, key_pos
             )
-            hidden_states = hidden_states + audio_output
+            if lean:
+                hidden_states += audio_output
+            else:
+                hidden_states = hidden_states + audio_output
 
-        # 4. Feed-forward
-        norm_hidden = (self.norm3(hidden_states.float()) * (1 + c_scale_msa) + c_shift_msa).type_as(hidden_states)
-        ff_output = self.ffn(norm_hidden)
-        hidden_states = (hidden_states.float() + ff_output.float() * c_gate_msa).type_as(hidden_states)
+        # 4. Feed-forward; the lean path runs it over token chunks, so its 13824-wide intermediate
+        # exists for one chunk at a time, and adds each chunk's gated output in place.
+        if lean:
+            for rows in row_chunks(hidden_states.shape[1], self.ffn_chunk_tokens):
+                part = hidden_states[:, rows]
+                ff_output = self.ffn(modulated_layer_norm(self.norm3, part, c_scale_msa, c_shift_msa))
+                gated_add(part, ff_output, c_gate_msa, out=part)
+                del ff_output
+        else:
+            norm_hidden = (self.norm3(hidden_states.float()) * (1 + c_scale_msa) + c_shift_msa).type_as(hidden_states)
+            ff_output = self.ffn(norm_hidden)
+            hidden_states = (hidden_states.float() + ff_output.float() * c_gate_msa).type_as(hidden_states)
 
         if intermediates is not None:
             intermediates["blocks"].append(
                 {"x_ref_attn_map": ref_map, "audio_cross_attn_output": audio_output, "output": hidden_states}
             )
         return hidden_states
+
+    @staticmethod
+    def _norm(norm: nn.Module, hidden_states: torch.Tensor, lean: bool) -> torch.Tensor:
+        """`norm(x.float()).type_as(x)` (FP32LayerNorm or Identity), one kernel on the lean path."""
+        if isinstance(norm, nn.LayerNorm):
+            if lean:
+                return modulated_layer_norm(norm, hidden_states)
+            return norm(hidden_states.float()).type_as(hidden_states)
+        return norm(hidden_states)
 
 
 def timestep_sinusoid(timestep: torch.Tensor, dim: int) -> torch.Tensor:
@@ -433,6 +492,8 @@ class MultiTalkTransformer3DModel(WanTransformer3DModel):
             check_person_masks(token_masks, speakers)
 
         rotary_emb = self.rope(hidden_states)
+        if lean_enabled():
+            rotary_emb = complex_rope_table(*rotary_emb)
         hidden_states = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
 
         # Time embedding and modulation in float32 whatever the model dtype (as the official autocast).
