@@ -411,6 +411,43 @@ def denoise_step(model, inputs: dict, contexts: dict, mode: str, device: torch.d
     return timer.finish(), preds
 
 
+def measure_reference_arithmetic(model, inputs: dict, contexts: dict, device: torch.device,
+                                 preds_cond: torch.Tensor) -> dict:
+    """cond and uncond passes with the straightforward block arithmetic (engine/lean_ops.py's
+    reference_ops: unfolded audio attention, float32 temporaries), for the before/after figures."""
+    from multitalk_desktop.engine.lean_ops import reference_ops
+
+    timer = Timer(device)
+    with reference_ops():
+        cond = multitalk_pass(model, inputs, contexts, inputs["latents"], "cond")
+        timer.mark("cond")
+        multitalk_pass(model, inputs, contexts, inputs["latents"], "uncond")
+        timer.mark("uncond")
+    seconds = timer.finish()
+    return {"cond_s": seconds["cond"], "uncond_s": seconds["uncond"],
+            "cond_rel_diff": relative_difference(preds_cond, cond.float().cpu())}
+
+
+def profile_kernels(model, inputs: dict, contexts: dict, device: torch.device, rows: int = 14) -> dict:
+    """One cond pass under torch.profiler: the kernels that take the time (for the next change)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        multitalk_pass(model, inputs, contexts, inputs["latents"], "cond")
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+    sort_key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    try:
+        table = events.table(sort_by=sort_key, row_limit=rows, max_name_column_width=60)
+    except (AttributeError, KeyError, ValueError):
+        sort_key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        table = events.table(sort_by=sort_key, row_limit=rows, max_name_column_width=60)
+    return {"sort_by": sort_key, "table": table.splitlines()}
+
+
 def vae_decode(vae, latents: torch.Tensor, device: torch.device) -> dict:
     timer = Timer(device)
     with torch.no_grad():
@@ -613,18 +650,15 @@ def measure_profile(report: Report, name: str, size: dict, device: torch.device,
         result["fast_step"], _ = denoise_step(model, inputs, contexts, "fast", device)
     else:
         result["fast_step"] = {"skipped": "time budget" if fast else "not requested"}
-    if name == "full" and budget.allows(quality["cond"] + 10):
-        from multitalk_desktop.engine.ref_map import fused_reference_map
-
-        timer = Timer(device)
-        with fused_reference_map():
-            fused = multitalk_pass(model, inputs, contexts, inputs["latents"], "cond")
-        timer.mark("cond")
-        result["cond_pass_fused_ref_map"] = {
-            "seconds": timer.finish()["cond"],
-            "rel_diff_vs_model_map": relative_difference(fused.float().cpu(), cond),
-        }
-        del fused
+    if name == "full" and budget.allows(2 * quality["cond"] + quality["uncond"] + 15):
+        result["reference_arithmetic"] = measure_reference_arithmetic(model, inputs, contexts, device, preds_cond=cond)
+        ref = result["reference_arithmetic"]
+        report.say(f"  full: straightforward arithmetic (reference_ops): cond {ref['cond_s']:.3f} s, uncond "
+                   f"{ref['uncond_s']:.3f} s; lean vs straightforward cond output rel diff {ref['cond_rel_diff']:.2e}")
+    if name == "full" and budget.allows(quality["cond"] * 2 + 10):
+        result["kernel_profile"] = profile_kernels(model, inputs, contexts, device)
+        for line in result["kernel_profile"]["table"]:
+            report.say("    " + line)
     if applied.audio_kv_cache is not None:
         stats = applied.audio_kv_cache.stats
         result["audio_kv_cache"] = {"hits": stats.hits, "misses": stats.misses,
@@ -712,11 +746,14 @@ def summarise(report: Report, results: dict) -> None:
                 report.say(f"  {row['profile']:<9} {label:<32} {_fmt(check['value'], 3):>8}  {check['verdict']}")
     report.say("")
     ref = results.get("ref_map")
-    fused = profiles.get("full", {}).get("cond_pass_fused_ref_map")
     if ref:
-        report.say(f"reference map per block: model {ref['model_s'] * 1e3:.1f} ms, fused {ref['fused_s'] * 1e3:.1f} ms"
-                   + (f"; full cond pass with fused map {fused['seconds']:.3f} s (output rel diff "
-                      f"{fused['rel_diff_vs_model_map']:.2e})" if fused else ""))
+        report.say(f"reference map per block: model {ref['model_s'] * 1e3:.1f} ms, fused {ref['fused_s'] * 1e3:.1f} ms")
+    straight = profiles.get("full", {}).get("reference_arithmetic")
+    lean_q = profiles.get("full", {}).get("quality_step", {})
+    if straight and lean_q:
+        report.say(f"full cond pass lean {lean_q['cond']:.3f} s vs straightforward {straight['cond_s']:.3f} s; uncond "
+                   f"{lean_q['uncond']:.3f} s vs {straight['uncond_s']:.3f} s (cond output rel diff "
+                   f"{straight['cond_rel_diff']:.2e})")
     report.say(f"plain forward {_fmt(plain, 3)} s; plain VAE decode {_fmt(vae_plain)} s; "
                f"3 plain forwards {_fmt(3 * plain if plain else None)} s")
     header = (f"{'profile':<9} {'q-step s':>8} {'x3plain':>7} {'xfull':>6} {'f-step s':>8} "
