@@ -6,8 +6,8 @@ diffusers and the official code write them) each makes several full-size float32
 first modulated norm alone reads and writes about 18 x 335 MB. Here each is the same formula in
 float32 with the result rounded to the activation dtype once, as before, but in one or two kernels:
 
-* a norm followed by `* (1 + scale) + shift` is one `layer_norm` whose affine weight and bias ARE
-  `1 + scale` and `shift` (float32 parameters on bf16 input: PyTorch computes in float32);
+* a norm followed by `* (1 + scale) + shift` is one float32 `layer_norm` per token chunk whose
+  affine weight and bias ARE `1 + scale` and `shift`;
 * `x + update * gate` is one `addcmul` writing into a bf16 tensor (computed in float32);
 * RoPE multiplies complex pairs in token chunks (the float32 temporaries stay small);
 * q/k RMS norms are `torch.rms_norm` then the weight, the rounding points of diffusers' RMSNorm.
@@ -62,19 +62,22 @@ def modulated_layer_norm(
     norm: nn.LayerNorm, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None
 ) -> torch.Tensor:
     """`(norm(x.float()) * (1 + scale) + shift).type_as(x)` (or `norm(x.float()).type_as(x)` without
-    scale/shift) for x [B, L, C] and scale/shift [B or 1, 1, C] float32, as one layer_norm per batch
-    item whose affine parameters are the modulation."""
+    scale/shift) for x [B, L, C] and scale/shift [B or 1, 1, C] float32: one float32 layer_norm per
+    token chunk whose affine parameters are the modulation (CUDA's layer_norm takes no float32
+    weights on bf16 input, so each chunk is upcast; the temporaries stay chunk-sized)."""
     weight = norm.weight.float() if norm.weight is not None else None
     bias = norm.bias.float() if norm.bias is not None else None
-    if scale is None:
-        return F.layer_norm(x, norm.normalized_shape, weight, bias, norm.eps)
-    if weight is not None or bias is not None:  # folding would change the rounding: no shortcut
+    if scale is not None and (weight is not None or bias is not None):
+        # folding the modulation into an affine norm would change the rounding: no shortcut
         return (norm(x.float()) * (1 + scale) + shift).type_as(x)
     out = torch.empty_like(x)
     for item in range(x.shape[0]):
-        gain = 1 + scale[min(item, scale.shape[0] - 1)].reshape(-1).float()
-        offset = shift[min(item, shift.shape[0] - 1)].reshape(-1).float()
-        out[item] = F.layer_norm(x[item], norm.normalized_shape, gain, offset, norm.eps)
+        gain, offset = weight, bias
+        if scale is not None:
+            gain = 1 + scale[min(item, scale.shape[0] - 1)].reshape(-1).float()
+            offset = shift[min(item, shift.shape[0] - 1)].reshape(-1).float()
+        for rows in row_chunks(x.shape[1]):
+            out[item, rows] = F.layer_norm(x[item, rows].float(), norm.normalized_shape, gain, offset, norm.eps)
     return out
 
 
