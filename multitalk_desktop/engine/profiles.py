@@ -33,12 +33,12 @@ PROFILE_ORDER = ("full", "fp8", "balanced", "low")
 
 # ---- planning figures (GiB), MultiTalk = Wan2.1-I2V-14B (16.40 B) + adapter (2.49 B) ----
 # Peak GPU memory allocated per profile at 480p (832x480, 81 frames, two voices, denoising and the
-# profile's own VAE decode), measured on an H200 with random weights by bench/gpu_bench.py
-# (bench/logs/2026-11-26_h200_gpu_bench_fused_*.log). The arithmetic plan said 41.6 / 21.9 / 7.2 /
-# 5.9: the whole VAE decode (+8.8 GiB, not 4.8) and fp8's kept-precision layers were larger.
-MEASURED_PEAK_VRAM_GIB_480P = {"full": 46.2, "fp8": 23.2, "balanced": 7.6, "low": 6.7}
+# profile's own VAE decode), measured on an H200 with random weights by bench/gpu_bench.py with the
+# lean block arithmetic (bench/logs/2026-11-26_h200_gpu_bench_lean.log). Before it (token-wise
+# float32 temporaries of full size) the same run gave 46.2 / 23.2 / 7.6 / 6.7.
+MEASURED_PEAK_VRAM_GIB_480P = {"full": 46.2, "fp8": 20.4, "balanced": 4.7, "low": 3.9}
 # Peak host RAM (VmHWM) of the same runs: the transformer's share, without the encoders.
-MEASURED_HOST_RAM_GIB = {"full": 2.7, "fp8": 2.8, "balanced": 37.9, "low": 20.1}
+MEASURED_HOST_RAM_GIB = {"full": 3.1, "fp8": 2.9, "balanced": 38.1, "low": 20.8}
 # Weights on the GPU, from parameter counts: bf16 = 18.88 B x 2 bytes; fp8 = the 40 blocks in fp8
 # (18.56 B x 1 byte) plus what stays bf16/fp32 (condition embedder, audio_proj, norms: ~0.32 B).
 RESIDENT_WEIGHTS_GIB = {"bf16": 35.2, "fp8": 17.9}
@@ -46,10 +46,10 @@ RESIDENT_WEIGHTS_GIB = {"bf16": 35.2, "fp8": 17.9}
 # prefetched next, one being released): 0.86 GiB each in bf16, 0.43 GiB in fp8.
 OFFLOADED_WEIGHTS_GIB = {"bf16": 3.2, "fp8": 1.9}
 # The part of the peak that grows with the clip's size (linear in tokens / pixels), at 480p:
-# activations of one forward (hidden states, fp32 norm temporaries, the FFN's 13,824-wide
-# intermediate, the chunked reference-attention map; SDPA keeps attention linear) for the tiled
-# profiles, the whole (untiled) fp32 VAE decode for `full` (measured +8.76 GiB on the H200).
-ACTIVATIONS_GIB_480P = 4.0
+# one forward's activations for the tiled profiles (measured: fp8's denoising peak 20.38 GiB minus
+# its 18.07 GiB resident weights), the whole (untiled) fp32 VAE decode for `full` (measured
+# +8.76 GiB on the H200).
+ACTIVATIONS_GIB_480P = 2.3
 VAE_DECODE_GIB_480P = 8.8
 VAE_TILED_DECODE_GIB = 1.9  # measured +1.87 GiB, roughly fixed
 # Audio K/V cache: 40 blocks x 21 frames x (64 + 32) tokens x 10,240 x 2 bytes.
