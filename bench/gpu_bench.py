@@ -669,11 +669,15 @@ def measure_profile(report: Report, name: str, size: dict, device: torch.device,
     if budget.allows(10):
         latent_frames = inputs["latents"].shape[2]
         latents = torch.randn(1, vae_cfg["z_dim"], latent_frames, *size["latent_hw"], device=device)
-        with applied.using(vae):
+        from multitalk_desktop.engine.vae_tiles import planned_tiling
+
+        tile_area = None if size["vae_tile"] else applied.vae_tile_area  # the engine's decode tiles
+        with applied.using(vae), planned_tiling(vae, tuple(latents.shape[-2:]), tile_area) as plan:
             if device.type == "cuda":
                 vae_decode(vae, latents[:, :, :2], device)  # warm-up: kernels for the tiled path
             result["decode"] = vae_decode(vae, latents, device)
             result["decode"]["tiled"] = bool(getattr(vae, "use_tiling", False))
+            result["decode"]["tiles"] = f"{plan.rows}x{plan.cols} of {plan.tile_hw}" if plan else None
         del latents
     else:
         result["decode"] = {"skipped": "time budget"}

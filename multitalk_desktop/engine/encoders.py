@@ -117,7 +117,10 @@ def decode_latents(models: LoadedModels, latent: torch.Tensor) -> torch.Tensor:
     mean, std = latent_stats(vae)
     device = models.plan.device
     z = latent[None].float() * std.to(device) + mean.to(device)
-    with torch.no_grad():
+    from multitalk_desktop.engine.vae_tiles import planned_tiling
+
+    tile_area = models.applied.vae_tile_area if models.applied is not None else None
+    with torch.no_grad(), planned_tiling(vae, tuple(z.shape[-2:]), tile_area):
         frames = vae.decode(z.to(vae.dtype)).sample
     return frames.float().clamp(-1, 1).cpu()
 

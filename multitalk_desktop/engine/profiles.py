@@ -36,7 +36,12 @@ PROFILE_ORDER = ("full", "fp8", "balanced", "low")
 # profile's own VAE decode), measured on an H200 with random weights by bench/gpu_bench.py with the
 # lean block arithmetic (bench/logs/2026-11-26_h200_gpu_bench_lean.log). Before it (token-wise
 # float32 temporaries of full size) the same run gave 46.2 / 23.2 / 7.6 / 6.7.
-MEASURED_PEAK_VRAM_GIB_480P = {"full": 46.2, "fp8": 20.4, "balanced": 4.7, "low": 3.9}
+# fp8 is the one whose peak moved with the planned VAE tiles (below): its run-D peak was 20.4 GiB
+# (denoising; the decode then used diffusers' small tiles); with the planned tiles its decode phase
+# is its resident 18.07 GiB + the tiles' +3.10 GiB, both measured on the H200 but not yet together
+# (no device time was left for that run). low and balanced keep their denoising peaks (their decode
+# phase: 0.72 + 3.10 GiB, lower).
+MEASURED_PEAK_VRAM_GIB_480P = {"full": 46.2, "fp8": 21.2, "balanced": 4.7, "low": 3.9}
 # Peak host RAM (VmHWM) of the same runs: the transformer's share, without the encoders.
 MEASURED_HOST_RAM_GIB = {"full": 3.1, "fp8": 2.9, "balanced": 38.1, "low": 20.8}
 # Weights on the GPU, from parameter counts: bf16 = 18.88 B x 2 bytes; fp8 = the 40 blocks in fp8
@@ -51,7 +56,14 @@ OFFLOADED_WEIGHTS_GIB = {"bf16": 3.2, "fp8": 1.9}
 # +8.76 GiB on the H200).
 ACTIVATIONS_GIB_480P = 2.3
 VAE_DECODE_GIB_480P = 8.8
-VAE_TILED_DECODE_GIB = 1.9  # measured +1.87 GiB, roughly fixed
+# The tiled profiles decode in tiles planned per clip (engine/vae_tiles.py) within this much GPU
+# memory. The whole decode takes 1.40 MiB per latent pixel of a frame (measured on the H200: +8.76
+# GiB at 60x104, +20.19 GiB at 90x160; bench/logs/2026-11-26_h200_vae_tiles.log), so 3.0 GiB allows
+# tiles of 2,190 latent pixels: at 480p 1x4 tiles of 60x34 took +3.10 GiB and 3.58 s, where
+# diffusers' fixed 256-pixel tiles (15 of them) took +1.87 GiB and 5.85 s.
+VAE_TILE_BUDGET_GIB = 3.0
+VAE_DECODE_GIB_PER_LATENT_PIXEL = 8.76 / (60 * 104)
+VAE_TILED_DECODE_GIB = 3.1  # measured +3.10 GiB at 480p with the planned tiles
 # Audio K/V cache: 40 blocks x 21 frames x (64 + 32) tokens x 10,240 x 2 bytes.
 AUDIO_KV_CACHE_GIB = 1.6
 # Allocator fragmentation on top of the measured peak. The CUDA context is not in it: the free
@@ -232,6 +244,11 @@ class AppliedProfile:
 
         return on_device(modules, self.device)
 
+    @property
+    def vae_tile_area(self) -> int | None:
+        """Largest VAE decode tile (latent pixels of a frame) this profile allows; None: untiled."""
+        return vae_tile_area(self.spec)
+
     def new_clip(self, transformer) -> None:
         """Per-clip resets: the audio K/V cache (new audio) and the step cache if enabled."""
         from multitalk_desktop.engine.step_cache import reset_step_cache
@@ -239,6 +256,12 @@ class AppliedProfile:
         if self.audio_kv_cache is not None:
             self.audio_kv_cache.clear()
         reset_step_cache(transformer)
+
+
+def vae_tile_area(spec: ProfileSpec) -> int | None:
+    if not spec.vae_tiling:
+        return None
+    return int(VAE_TILE_BUDGET_GIB / VAE_DECODE_GIB_PER_LATENT_PIXEL)
 
 
 def apply_profile(
@@ -267,8 +290,9 @@ def apply_profile(
     applied = AppliedProfile(spec=spec, device=device, other_modules=[m for m in other_modules if m is not None])
     for module in applied.other_modules:
         module.to("cpu")
-        # Tiled VAE decode: a fixed ~2 GiB instead of 4.8 GiB at 480p (and 11 at 720p); the tile
-        # seams are blended, so the frames differ slightly from an untiled decode.
+        # Tiled VAE decode (the decode plans its tiles per clip: vae_tiles.planned_tiling with
+        # `vae_tile_area`): about 3 GiB instead of 8.8 at 480p and 20 at 720p; the tile seams are
+        # blended, so the frames differ slightly from an untiled decode.
         if spec.vae_tiling and hasattr(module, "enable_tiling"):
             module.enable_tiling()
     if spec.weights == "fp8":
