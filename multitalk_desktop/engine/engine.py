@@ -47,6 +47,7 @@ class MultiTalkEngine:
         self.lora = None  # MergedLora while the fast-mode LoRA is in the backbone
         self._lock = threading.Lock()  # one job at a time on one set of models
         self.load_seconds = 0.0
+        self.attention_backend = "native"  # what `load` routes attention through
 
     @classmethod
     def load(
@@ -87,6 +88,7 @@ class MultiTalkEngine:
             models = load_all(Path(models_root), plan, loading)
         warn_plan(plan, real_models=models.real_sized)
         engine = cls(models, max_frames=max_frames, step_cache_threshold=step_cache_threshold)
+        engine.attention_backend = use_best_attention(models.transformer, plan.device)
         engine.load_seconds = time.monotonic() - start
         return engine
 
@@ -161,3 +163,13 @@ def quiet_library_output() -> None:
         diffusers.utils.logging.set_verbosity_error()
     except Exception:  # noqa: BLE001
         pass
+
+
+def use_best_attention(transformer, device) -> str:
+    """FlashAttention 3 / 2 where installed on a CUDA device, PyTorch's SDPA otherwise (exact
+    kernels only: SageAttention changes the output). Returns the backend in use."""
+    from multitalk_desktop.engine.attention_backend import apply_backend, choose_backend
+
+    backend = apply_backend(transformer, choose_backend(device))
+    log.info("attention backend: %s", backend)
+    return backend
