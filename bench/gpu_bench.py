@@ -130,6 +130,15 @@ class Budget:
         return self.elapsed + estimate_s <= self.seconds
 
 
+def print_and_save(lines: list[str], results, out: Path | None) -> None:
+    """The small benchmarks' ending: print the lines; with `out`, OUT (JSON) and OUT.log."""
+    print("\n".join(lines), flush=True)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"lines": lines, "results": results}, indent=2))
+        out.with_suffix(".log").write_text("\n".join(lines) + "\n")
+
+
 # --------------------------------------------------------------------------- memory probes
 
 

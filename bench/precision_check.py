@@ -14,7 +14,6 @@ float32. `--tiny` runs it on the CPU (tests).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -91,11 +90,7 @@ def main(argv=None) -> int:
         for key, value in results[kind].items():
             lines.append(f"  {kind:<7} {key:<52} {value:.3e}")
     lines.append(f"total {time.perf_counter() - started:.1f} s")
-    print("\n".join(lines), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"lines": lines, "results": results}, indent=2))
-        args.out.with_suffix(".log").write_text("\n".join(lines) + "\n")
+    gpu_bench.print_and_save(lines, results, args.out)
     return 0
 
 

@@ -10,7 +10,6 @@ peak is the allocation above what was allocated before the decode. `--tiny` runs
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -79,11 +78,7 @@ def main(argv=None) -> int:
             results.append(dict(size=name, tiling=label, layout=layout, seconds=seconds, peak_extra_gib=peak, rel_diff=diff))
         del whole, default, planned, latents
     lines.append(f"total {time.perf_counter() - started:.1f} s")
-    print("\n".join(lines), flush=True)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"lines": lines, "results": results}, indent=2))
-        args.out.with_suffix(".log").write_text("\n".join(lines) + "\n")
+    gpu_bench.print_and_save(lines, results, args.out)
     return 0
 
 
