@@ -12,7 +12,9 @@ fp8 profiles enable fp8 storage on the empty model first, so every weight is con
 read and no full-precision copy of the 14 B model ever exists; the encoders and the VAE are loaded
 into host RAM and come onto the GPU only while used (`LoadedModels.applied.using`). In `low` the
 UMT5 text encoder is not kept at all: `text_encoder_for_job` loads it for a job's prompts and
-`release_text_encoder` frees it afterwards, which keeps host RAM near the 28 GiB target.
+`release_text_encoder` frees it afterwards; it is loaded with its Linear weights in fp8, converted
+tensor by tensor like the transformer, so the job stays under the 28 GiB host RAM target while
+UMT5 is loaded (docs/PERFORMANCE.md has the measured figures).
 
 `load_transformer_official` is the hook for importing an existing official MultiTalk install (the
 original-format Wan folder with its 7 shards plus multitalk.safetensors): same model, keys renamed
@@ -84,7 +86,7 @@ def load_all(
     transformer = guard(lambda: load_transformer(root, plan), "the backbone or the MultiTalk adapter")
     step("text encoder")
     tokenizer = guard(lambda: load_tokenizer(wan), "the UMT5 tokenizer")
-    # `low` loads UMT5 per job (text_encoder_for_job) instead of holding 10.6 GiB of host RAM.
+    # `low` loads UMT5 per job (text_encoder_for_job, fp8) instead of holding it in host RAM.
     text_encoder = None
     if plan.spec.encoders != "drop":
         text_encoder = guard(lambda: load_text_encoder(wan, plan), "the UMT5 text encoder")
@@ -303,11 +305,118 @@ def load_tokenizer(wan: Path):
 
 
 def load_text_encoder(wan: Path, plan: DevicePlan):
+    if text_encoder_in_fp8(plan):
+        return load_text_encoder_fp8(wan / "text_encoder", plan)
     from transformers import UMT5EncoderModel
 
     model = UMT5EncoderModel.from_pretrained(str(wan / "text_encoder"), dtype=plan.dtype,
                                              device_map={"": PARKED})
     return model.eval().requires_grad_(False)
+
+
+def text_encoder_in_fp8(plan: DevicePlan) -> bool:
+    """`low`: the fp8 transformer's 20.8 GiB of host RAM plus UMT5 in bf16 (10.6 GiB) would pass
+    the 28 GiB a 32 GB PC can give; with its Linear layers in fp8 UMT5 holds 6.3 GiB."""
+    return plan.spec.weights == "fp8" and plan.spec.encoders == "drop"
+
+
+# Kept out of UMT5's fp8 storage (only the Linear layers go to fp8): the norms and relative
+# position biases are tiny, and the token embedding is a lookup whose rows go straight into the
+# residual stream, not a matmul weight.
+TEXT_ENCODER_KEEP_PRECISION = ("norm", "relative_attention_bias", "shared", "embed_tokens")
+
+
+def load_text_encoder_fp8(folder: Path, plan: DevicePlan):
+    """UMT5 with fp8 (e4m3) weight storage for its Linear layers and `plan.dtype` compute, converted
+    tensor by tensor from the memory-mapped shards: no bf16 copy of the whole encoder ever exists."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers.hooks import apply_layerwise_casting
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+
+    with init_empty_weights():
+        model = UMT5EncoderModel(UMT5Config.from_pretrained(str(folder)))
+    # init_empty_weights re-creates every parameter it registers, which undoes the model's own
+    # tying of `encoder.embed_tokens` to `shared`: tie again, outside it.
+    model.tie_weights()
+    # On the empty model: its Linear weights become fp8 meta tensors, so fill_tied_model converts
+    # each tensor as it is read.
+    apply_layerwise_casting(model, FP8_STORAGE, plan.dtype, skip_modules_pattern=TEXT_ENCODER_KEEP_PRECISION,
+                            skip_modules_classes=(torch.nn.Embedding,))
+    keep_ffn_input_in_compute_dtype(model)
+    files = shard_files(folder, "model.safetensors.index.json", "model.safetensors")
+    fill_tied_model(model, iter_tensors(files), plan.dtype, PARKED, "the UMT5 text encoder")
+    return model.eval().requires_grad_(False)
+
+
+def keep_ffn_input_in_compute_dtype(model) -> None:
+    """transformers' T5-family feed-forward casts its hidden states to `wo.weight.dtype` before `wo`
+    (meant for an fp32 `wo` in fp16 models). With `wo` stored in fp8 that would round the
+    activations to fp8 and hand `wo` an fp8 input next to its upcast weight. Same arithmetic,
+    without that cast; `wo`'s own hook still casts its weight for the matmul."""
+    import types
+
+    def gated(ffn, hidden):
+        return ffn.wo(ffn.dropout(ffn.act(ffn.wi_0(hidden)) * ffn.wi_1(hidden)))
+
+    def plain(ffn, hidden):
+        return ffn.wo(ffn.dropout(ffn.act(ffn.wi(hidden))))
+
+    for module in model.modules():
+        if hasattr(module, "wo") and hasattr(module, "act"):
+            module.forward = types.MethodType(gated if hasattr(module, "wi_0") else plain, module)
+
+
+def fill_tied_model(model, tensors: Iterable[tuple[str, Any, Path]], dtype, device: str, what: str) -> None:
+    """fill_from_tensors for a model with tied parameters and no fp32-kept modules (UMT5: `shared`
+    and `encoder.embed_tokens` are one tensor): a tensor saved under any of a tied parameter's
+    names is loaded once, and every name points at that one loaded tensor afterwards."""
+    from accelerate.utils import set_module_tensor_to_device
+
+    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+
+    expected = dict(model.named_parameters())  # tied parameters under their first name only
+    first_names: dict[int, str] = {}
+    aliases = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        first = first_names.setdefault(id(param), name)
+        if first != name:
+            aliases[name] = first
+    unexpected: list[str] = []
+    loaded: set[str] = set()
+    for saved_name, tensor, path in tensors:
+        name = aliases.get(saved_name, saved_name)
+        if name not in expected:
+            unexpected.append(f"{saved_name} (in {path.name})")
+            continue
+        if name in loaded:
+            continue  # the same tied tensor saved under both names
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ModelFilesError(
+                f"{path.name}: tensor {saved_name} has shape {tuple(tensor.shape)}, the model expects "
+                f"{tuple(expected[name].shape)}.",
+                "The model files do not belong together (a different model size or version).",
+            )
+        target = dtype
+        if expected[name].dtype == FP8_STORAGE:
+            # Through the compute dtype first, as fill_from_tensors does.
+            tensor, target = tensor.to(dtype), FP8_STORAGE
+        set_module_tensor_to_device(model, name, device, value=tensor, dtype=target)
+        loaded.add(name)
+    missing = sorted(set(expected) - loaded)
+    if missing or unexpected:
+        raise ModelFilesError(
+            f"The weights of {what} do not match the model: {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}).",
+            "Check that its shards are complete and of the same model.",
+        )
+    # set_module_tensor_to_device replaced the first name's parameter: tie the others to it again.
+    for alias, first in aliases.items():
+        parent, _, leaf = alias.rpartition(".")
+        setattr(model.get_submodule(parent), leaf, model.get_parameter(first))
+    model.to(device)
 
 
 def load_image_encoder(wan: Path, plan: DevicePlan):
