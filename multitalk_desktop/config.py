@@ -77,6 +77,7 @@ class Settings:
     outputs_dir: str = ""  # empty: the default under the data folder
     profile: str = "auto"
     device: str = "auto"
+    compile_blocks: bool = False  # compiled transformer blocks (CUDA only; the first job is slower)
     max_frames: int = 0  # 0: no cap (the official code capped at 1000 frames)
     keep_last_jobs: int = 0  # retention; 0 keeps all
     keep_days: int = 0  # retention; 0 keeps all

@@ -172,7 +172,7 @@ class ApiServer:
 
             def factory():
                 return make_engine(kind, self.ctx.models_dir, device=s.device, profile=s.profile,
-                                   max_frames=s.max_frames)
+                                   max_frames=s.max_frames, compile_blocks=s.compile_blocks)
 
         return Runner(JobQueue(self.ctx), factory)
 

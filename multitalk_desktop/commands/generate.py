@@ -96,8 +96,10 @@ def make_engine(args, ctx, models: Path, bar):
 
     device = args.device or ctx.settings.device or "auto"
     profile = args.profile or ctx.settings.profile or "auto"
+    compile_blocks = ctx.settings.compile_blocks if args.compile is None else args.compile
     return MultiTalkEngine.load(models, profile=profile, device=device,
-                                max_frames=ctx.settings.max_frames or None, on_progress=bar)
+                                max_frames=ctx.settings.max_frames or None, on_progress=bar,
+                                compile_blocks=compile_blocks)
 
 
 class ProgressBar:

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     if args.device or args.profile:
         ctx = replace(ctx, settings=replace(ctx.settings, device=args.device or ctx.settings.device,
                                             profile=args.profile or ctx.settings.profile))
+    if args.compile is not None:
+        ctx = replace(ctx, settings=replace(ctx.settings, compile_blocks=args.compile))
     options = ApiOptions(engine_kind="test" if args.test_engine else "real")
     if args.rate_limit is not None:
         options = replace(options, rate_limit=RateLimit(per_minute=args.rate_limit,

@@ -52,13 +52,15 @@ def run(args: argparse.Namespace) -> int:
     models = args.models or str(ctx.models_dir)
     device = args.device or ctx.settings.device
     profile = args.profile or ctx.settings.profile
+    compile_blocks = ctx.settings.compile_blocks if args.compile is None else args.compile
     kind = "test" if args.test_engine else "real"
     if args.test_engine:
         print("worker: using the TEST engine (fake videos, for tests only).", file=sys.stderr)
 
     def factory():
         return make_engine(kind, models, device=device, profile=profile,
-                           step_seconds=args.test_step_seconds, max_frames=ctx.settings.max_frames)
+                           step_seconds=args.test_step_seconds, max_frames=ctx.settings.max_frames,
+                           compile_blocks=compile_blocks)
 
     def on_sigterm(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt

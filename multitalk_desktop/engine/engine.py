@@ -8,6 +8,10 @@ The memory profile (full / fp8 / balanced / low) is fixed at load: `auto` picks 
 VRAM and host RAM for the planned resolution (devices.plan_device); the choice and its reason are
 in the loading message and in every job's GenerationResult.notes (`engine.profile_note`).
 
+`compile_blocks=True` compiles the transformer's repeated block (engine/compile.py) on a CUDA
+device; elsewhere the model stays eager. `engine.compiled` says which, and every job's notes say
+why; a compile failure at a job's first forward turns it off for good (that job runs eager).
+
 Fast-mode jobs merge the step-distilled LoRA into the backbone on first use; the next quality job
 restores the touched weights from the shards first, so each job runs on the weights its mode needs.
 CUDA out-of-memory becomes errors.OutOfMemory (the engine stays usable for the next job).
@@ -61,6 +65,7 @@ class MultiTalkEngine:
         resolution: str = "480p",
         resources: tuple[float, float] | None = None,
         step_cache_threshold: float | None = None,
+        compile_blocks: bool = False,
     ) -> MultiTalkEngine:
         """Check and load the models folder. Raises ModelFilesError (names each bad file),
         OutOfMemory, or MultiTalkError for an unusable device or profile.
@@ -68,7 +73,9 @@ class MultiTalkEngine:
         `resolution`: what `auto` plans for (a 720p job needs more memory than 480p).
         `resources`: (free VRAM GiB, available host RAM GiB) instead of measuring them.
         `step_cache_threshold`: the step cache for every job (None: off; a job's
-        `extra["step_cache"]` overrides it)."""
+        `extra["step_cache"]` overrides it).
+        `compile_blocks`: compile the transformer's repeated block (CUDA only; opt-in because the
+        first job pays the compile)."""
         from multitalk_desktop.engine.devices import plan_device, translate_oom, warn_plan
         from multitalk_desktop.engine.loaders import load_all
 
@@ -89,8 +96,23 @@ class MultiTalkEngine:
         warn_plan(plan, real_models=models.real_sized)
         engine = cls(models, max_frames=max_frames, step_cache_threshold=step_cache_threshold)
         engine.attention_backend = use_best_attention(models.transformer, plan.device)
+        if compile_blocks:  # after the attention choice: the compiled graph traces the chosen kernel
+            from multitalk_desktop.engine.compile import compile_mode_for
+
+            engine.pipeline.compile_mode = compile_mode_for(models.transformer, plan.device)
+            log.info("%s", engine.compile_note)
         engine.load_seconds = time.monotonic() - start
         return engine
+
+    @property
+    def compiled(self) -> bool:
+        """True while the transformer's blocks run compiled (False again after a compile failure)."""
+        return self.pipeline is not None and self.pipeline.compile_mode.active
+
+    @property
+    def compile_note(self) -> str | None:
+        """Why compiled mode is on or off; None when it was not asked for."""
+        return self.pipeline.compile_mode.note if self.pipeline is not None else None
 
     # ------------------------------------------------------------------ jobs
 

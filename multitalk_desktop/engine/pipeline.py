@@ -20,6 +20,9 @@ Memory profiles (engine/profiles.py, applied by the loader): the encoders and th
 and the step cache at every clip, and `low` frees the text encoder once the prompts are encoded.
 The optional step cache (`extra["step_cache"]` = threshold, or the engine's default) wraps every
 guidance pass in `step_cache.guidance_pass`; it changes the frames a little (docs/PERFORMANCE.md).
+Optional compiled blocks (engine/compile.py, turned on at load) compile at the first transformer
+forward; every forward goes through `compile.forward_with_fallback`, so a failing compiler costs
+the job nothing but the speed-up.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import contextlib
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,9 +132,12 @@ class MultiTalkPipeline:
 
     def __init__(self, models: LoadedModels, max_frames: int | None = None,
                  step_cache_threshold: float | None = None) -> None:
+        from multitalk_desktop.engine.compile import CompileMode
+
         self.models = models
         self.max_frames = max_frames or None
         self.step_cache_threshold = step_cache_threshold  # None: off unless a job asks for it
+        self.compile_mode = CompileMode()  # the engine turns it on (load(compile_blocks=True))
 
     def using(self, *modules):
         """The profile's `using` (modules on the GPU for the block), or nothing to do."""
@@ -169,6 +176,8 @@ class MultiTalkPipeline:
             total = stats.total_computed + stats.total_skipped
             result.notes.append(f"Step cache (threshold {threshold:g}): {stats.total_skipped} of "
                                 f"{total} transformer passes reused the cached residual.")
+        if self.compile_mode.note:  # after the run: a compile failure during it rewrites the note
+            result.notes.append(self.compile_mode.note)
         return result
 
     def run_job(
@@ -275,6 +284,7 @@ class MultiTalkPipeline:
         """The decoded frames [1, 3, frame_num, H, W] of one clip (before colour correction)."""
         import torch
 
+        from multitalk_desktop.engine.compile import forward_with_fallback
         from multitalk_desktop.engine.encoders import decode_latents, encode_clip, encode_condition
         from multitalk_desktop.engine.preview import latent_preview_png
         from multitalk_desktop.engine.schedule import euler_step
@@ -326,12 +336,15 @@ class MultiTalkPipeline:
             preds = {}
             for name in guidance.passes:
                 # Each pass keeps its own step-cache state (a no-op with the cache off).
+                forward = partial(
+                    transformer, hidden_states=model_input, timestep=t,
+                    encoder_hidden_states=contexts[name][0], encoder_hidden_states_image=clip_tokens,
+                    audio_context=contexts[name][1], ref_target_masks=masks, return_dict=False,
+                )
                 with guidance_pass(transformer, name, i), torch.no_grad():
-                    preds[name] = transformer(
-                        hidden_states=model_input, timestep=t, encoder_hidden_states=contexts[name][0],
-                        encoder_hidden_states_image=clip_tokens, audio_context=contexts[name][1],
-                        ref_target_masks=masks, return_dict=False,
-                    )[0][0].float()
+                    # Compiled blocks compile at their first forward: a failure there runs eager.
+                    output = forward_with_fallback(self.compile_mode, transformer, forward)
+                preds[name] = output[0][0].float()
             velocity = guidance.combine(preds)
             previous = latent
             latent = euler_step(latent, velocity, schedule[i], schedule[i + 1])

@@ -1,5 +1,6 @@
-"""Settings: folders, VRAM profile, device, notifications, the local HTTP API (on/off, port, key
-with a copy button), the models page and the system page. Saved with config.Settings."""
+"""Settings: folders, VRAM profile, device, compiled mode, notifications, the local HTTP API
+(on/off, port, key with a copy button), the models page and the system page. Saved with
+config.Settings."""
 
 from __future__ import annotations
 
@@ -65,12 +66,19 @@ def _folder_row(edit: QLineEdit, parent: QWidget) -> QWidget:
     return box
 
 
-ENGINE_NOTE = ("The models folder, VRAM profile and device apply to the next job: the engine reloads "
-               "between jobs with the new settings. A running job finishes with the ones it started with.")
+ENGINE_NOTE = ("The models folder, VRAM profile, device and compiled mode apply to the next job: the "
+               "engine reloads between jobs with the new settings. A running job finishes with the "
+               "ones it started with.")
+COMPILE_LABEL = "Compile the model for speed (first job starts slower; needs an NVIDIA GPU)"
+COMPILE_TIP = ("Prepares the model's repeating building block as code made for your NVIDIA graphics "
+               "card. The first job after the engine loads spends extra time on this, so that later "
+               "jobs can run faster. Without an NVIDIA GPU, or if your computer cannot compile, "
+               "videos are made as usual and the job's notes say why.")
 
 
 class SettingsDialog(QDialog):
-    settings_saved = Signal(bool)  # True when an engine setting (models folder, profile, device) changed
+    # True when an engine setting (models folder, profile, device, compiled mode) changed
+    settings_saved = Signal(bool)
 
     def __init__(self, ctx: AppContext, pool: TaskPool, parent: QWidget | None = None, page: str = "general",
                  api_url: str | None = None) -> None:
@@ -91,6 +99,9 @@ class SettingsDialog(QDialog):
         for d in DEVICES:
             self.device_combo.addItem(d, d)
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(s.device)))
+        self.compile_check = QCheckBox(COMPILE_LABEL)
+        self.compile_check.setToolTip(COMPILE_TIP)
+        self.compile_check.setChecked(s.compile_blocks)
         self.notify_check = QCheckBox("Notify me when a job finishes or fails")
         self.notify_check.setChecked(s.notify_when_done)
         general = QWidget()
@@ -101,6 +112,7 @@ class SettingsDialog(QDialog):
         form.addRow("Outputs folder", _folder_row(self.outputs_edit, self))
         form.addRow("VRAM profile", self.profile_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("", self.compile_check)  # with the engine settings: changing it reloads the engine
         form.addRow("", self.notify_check)
         self.engine_note = QLabel(ENGINE_NOTE)
         self.engine_note.setWordWrap(True)
@@ -186,17 +198,23 @@ class SettingsDialog(QDialog):
 
     def save(self) -> None:
         s = self.ctx.settings
-        engine_before = (self.ctx.models_dir, s.profile, s.device)
+        engine_before = self._engine_settings()
         s.models_dir = self.models_edit.text().strip()
         s.outputs_dir = self.outputs_edit.text().strip()
         s.profile = self.profile_combo.currentData()
         s.device = self.device_combo.currentData()
+        s.compile_blocks = self.compile_check.isChecked()
         s.notify_when_done = self.notify_check.isChecked()
         s.api_enabled = self.api_check.isChecked()
         s.api_port = int(self.port_spin.value())
         s.save(self.ctx.paths)
-        self.settings_saved.emit(engine_before != (self.ctx.models_dir, s.profile, s.device))
+        self.settings_saved.emit(engine_before != self._engine_settings())
         self.accept()
+
+    def _engine_settings(self) -> tuple:
+        """What the loaded engine was made with: a change means it must reload."""
+        s = self.ctx.settings
+        return (self.ctx.models_dir, s.profile, s.device, s.compile_blocks)
 
     def done(self, result: int) -> None:
         self.models_page.stop()

@@ -3,10 +3,11 @@ thread; results travel back to the GUI thread as queued signals).
 
 The engine is created lazily inside the worker thread (loading it imports torch and reads many
 gigabytes, which must never happen on the GUI thread) and kept between jobs by the Runner. When
-the settings that shape it change (models folder, VRAM profile, device), `reload_engine()` drops it
-between jobs, never during one: the next job loads it again with the new settings. The
-worker has its own database connection; the GUI's table model sees its writes through
-`data_version()` and its progress through the signals here, without waiting for the database.
+the settings that shape it change (models folder, VRAM profile, device, compiled mode),
+`reload_engine()` drops it between jobs, never during one: the next job loads it again with the
+new settings. The worker has its own database connection; the GUI's table model sees its writes
+through `data_version()` and its progress through the signals here, without waiting for the
+database.
 """
 
 from __future__ import annotations
@@ -52,11 +53,14 @@ class RunnerWorker(QObject):
         self.engine_state.emit("loading", "Loading the engine…")
         settings = self._ctx.settings
         models_dir, device, profile = self._ctx.models_dir, settings.device, settings.profile
+        compile_blocks = settings.compile_blocks
         engine = make_engine(self._choice.kind, models_dir=models_dir, device=device,
-                             profile=profile, step_seconds=self._choice.step_seconds)
+                             profile=profile, step_seconds=self._choice.step_seconds,
+                             compile_blocks=compile_blocks)
         # The settings it was made with, in the status bar's tooltip: which ones the next job uses.
         self.engine_state.emit("ready", f"{getattr(engine, 'name', 'engine')}: profile {profile}, "
-                               f"device {device}, models {models_dir}")
+                               f"device {device}, compile {'on' if compile_blocks else 'off'}, "
+                               f"models {models_dir}")
         return engine
 
     @Slot()

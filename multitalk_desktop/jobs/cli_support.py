@@ -20,6 +20,10 @@ def add_engine_arguments(parser: argparse.ArgumentParser, hidden_test_engine: bo
     g.add_argument("--device", choices=[d for d in DEVICES if d != "auto"] + ["auto"], default=None,
                    help="cuda or cpu (default: settings, then auto)")
     g.add_argument("--profile", choices=PROFILES, default=None, help="VRAM profile (default: settings)")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the model for speed: the first job starts slower; NVIDIA GPUs "
+                        "only, elsewhere the model runs as usual (default: settings, where it is "
+                        "off unless turned on)")
     if hidden_test_engine:
         # For tests only: swaps in the fake engine; every job it touches records "test-engine".
         parser.add_argument("--test-engine", action="store_true", help=argparse.SUPPRESS)

@@ -12,10 +12,12 @@ ENGINE_KINDS = ("real", "test")
 
 def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "auto",
                 profile: str = "auto", step_seconds: float = 0.0,
-                max_frames: int | None = None) -> Engine:
+                max_frames: int | None = None, compile_blocks: bool = False) -> Engine:
     """`test`: the torch-free fake engine (tests only; every job it touches says so).
     `real`: MultiTalk on diffusers, loaded once from `models_dir`. `max_frames` is the user's
-    cap on frames per video (settings; None or 0: no cap, the official code capped at 1000)."""
+    cap on frames per video (settings; None or 0: no cap, the official code capped at 1000).
+    `compile_blocks`: the settings' compiled mode (real engine, CUDA only; the test engine has no
+    model to compile)."""
     if kind == "test":
         from multitalk_desktop.engine.test_engine import TestEngine
 
@@ -37,4 +39,4 @@ def make_engine(kind: str, models_dir: str | Path | None = None, device: str = "
             f"({err}).",
             "Queued jobs stay queued; run them with a build that includes the engine.") from err
     return MultiTalkEngine.load(models_dir, profile=profile, device=device,
-                                max_frames=max_frames or None)
+                                max_frames=max_frames or None, compile_blocks=compile_blocks)

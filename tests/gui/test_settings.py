@@ -9,8 +9,8 @@ import httpx
 import tomllib
 from PySide6.QtWidgets import QApplication
 
-from multitalk_desktop.config import load_context
-from multitalk_desktop.gui.settings_dialog import ENGINE_NOTE, SettingsDialog
+from multitalk_desktop.config import Settings, load_context
+from multitalk_desktop.gui.settings_dialog import COMPILE_LABEL, ENGINE_NOTE, SettingsDialog
 from tests.gui.test_window import fill_form, submit
 
 
@@ -57,6 +57,32 @@ def test_settings_are_saved_to_config_toml_and_restored_at_the_next_start(qtbot,
     with qtbot.waitSignal(again.settings_saved) as saved_unchanged:
         again.save_button.click()
     assert saved_unchanged.args == [False]
+
+
+def test_the_compile_checkbox_is_saved_and_reloads_the_engine(qtbot, ctx, pool):
+    dialog = open_dialog(qtbot, ctx, pool)
+    assert not dialog.compile_check.isChecked()  # off unless asked for
+    assert dialog.compile_check.text() == COMPILE_LABEL and "NVIDIA GPU" in COMPILE_LABEL
+    assert "first job" in dialog.compile_check.toolTip()  # says what it costs
+    dialog.compile_check.setChecked(True)
+    with qtbot.waitSignal(dialog.settings_saved) as saved:
+        dialog.save_button.click()
+    assert saved.args == [True]  # only compiled mode changed, and the engine must reload for it
+    assert tomllib.loads(ctx.paths.config_file.read_text("utf-8"))["compile_blocks"] is True
+
+    restarted = load_context()
+    assert restarted.settings.compile_blocks is True
+    again = open_dialog(qtbot, restarted, pool)
+    assert again.compile_check.isChecked()
+
+
+def test_a_config_file_from_before_compiled_mode_still_loads_with_it_off(ctx):
+    ctx.paths.config_file.write_text('profile = "fp8"\ndevice = "cpu"\n', encoding="utf-8")
+    old = Settings.load(ctx.paths)
+    assert (old.profile, old.device, old.compile_blocks) == ("fp8", "cpu", False)
+    old.compile_blocks = True
+    old.save(ctx.paths)
+    assert Settings.load(ctx.paths) == old
 
 
 def _health_answers(url: str) -> bool:
@@ -118,6 +144,7 @@ def test_engine_settings_apply_to_the_next_job_never_the_running_one(qtbot, make
     dialog = window._settings_dialog
     choose(dialog.profile_combo, "low")
     choose(dialog.device_combo, "cpu")
+    dialog.compile_check.setChecked(True)
     dialog.save_button.click()
     assert "next job" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: ("finished", first.id) in events, timeout=60000)
@@ -128,8 +155,8 @@ def test_engine_settings_apply_to_the_next_job_never_the_running_one(qtbot, make
     assert window.queue.get(second.id).state == "completed"
     ready = [message for state, message in events if state == "ready"]
     assert len(ready) == 2, events  # one engine per settings, not one per job
-    assert "profile auto" in ready[0] and "device auto" in ready[0]
-    assert "profile low" in ready[1] and "device cpu" in ready[1]
+    assert "profile auto" in ready[0] and "device auto" in ready[0] and "compile off" in ready[0]
+    assert "profile low" in ready[1] and "device cpu" in ready[1] and "compile on" in ready[1]
     # the old engine was dropped after the first job finished, not while it ran
     dropped = next(i for i, (state, _m) in enumerate(events) if state == "stopped")
     assert events.index(("finished", first.id)) < dropped

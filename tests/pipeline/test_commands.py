@@ -30,6 +30,23 @@ def test_generate_writes_the_mp4_with_tiny_models(tiny_models, voices, tmp_path,
     assert capsys.readouterr().out.strip().endswith("o.mp4")
 
 
+def test_generate_reads_compiled_mode_from_the_settings_and_no_compile_overrides_it(
+        tiny_models, voices, tmp_path, capsys):
+    from multitalk_desktop.config import load_context
+
+    ctx = load_context()
+    ctx.settings.compile_blocks = True
+    ctx.settings.save(ctx.paths)
+    job = ["generate", "--image", str(EXAMPLES / "multi3.png"), "--audio", str(voices["woman"]),
+           "--resolution", "64x32", "--steps", "1", "--models", str(tiny_models), "--device", "cpu"]
+
+    assert main([*job, "--out", str(tmp_path / "asked.mp4")]) == 0
+    # On the CPU the engine stays eager; the job says why, so the setting reached the engine.
+    assert "warning: Compiled mode is off: it needs an NVIDIA GPU" in capsys.readouterr().err
+    assert main([*job, "--no-compile", "--out", str(tmp_path / "not-asked.mp4")]) == 0
+    assert "Compiled mode" not in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_selftest_prints_ok(capsys):
     assert main(["selftest"]) == 0
