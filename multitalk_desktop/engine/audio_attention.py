@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
+from multitalk_desktop.engine.fp8 import compute_weight
 from multitalk_desktop.engine.lean_ops import lean_enabled, row_chunks
 from multitalk_desktop.engine.lrope import apply_rope_1d
 
@@ -93,11 +94,11 @@ class AudioCrossAttention(nn.Module):
         folded = heads * audio_tokens
         dtype = hidden_states.dtype
         scale = head_dim**-0.5
-        # Weights read directly: cast here as fp8 storage would be for the layer's own forward.
-        w_proj = self.proj.weight.to(dtype).view(dim, heads, head_dim).permute(1, 2, 0)  # [H, D, C]
+        # Weights read directly: dequantised as the layer's own forward would (fp8 storage).
+        w_proj = compute_weight(self.proj, dtype).view(dim, heads, head_dim).permute(1, 2, 0)  # [H, D, C]
         b_proj = self.proj.bias.to(dtype).view(1, 1, dim)
         if query_positions is None:
-            w_q = self.q_linear.weight.to(dtype).view(heads, head_dim, dim).transpose(1, 2)  # [H, C, D]
+            w_q = compute_weight(self.q_linear, dtype).view(heads, head_dim, dim).transpose(1, 2)  # [H, C, D]
             b_q = self.q_linear.bias.float().view(heads, head_dim)
             queries = None
         else:

@@ -206,7 +206,7 @@ def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: Dev
     import torch
     from accelerate.utils import set_module_tensor_to_device
 
-    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
 
     device = device or plan.device
 
@@ -225,12 +225,12 @@ def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: Dev
                 f"{tuple(expected[name].shape)}.",
                 "The model files do not belong together (a different model size or version).",
             )
-        if expected[name].dtype == FP8_STORAGE:
-            # Through the compute dtype first: the same rounding as enabling fp8 after loading.
-            tensor, dtype = tensor.to(plan.dtype), FP8_STORAGE
+        owner = fp8_parameter_owner(model, name)
+        if owner is not None:  # scaled fp8, through the compute dtype as enabling it after loading
+            load_fp8_weight(owner, tensor, device)
         else:
             dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
-        set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
+            set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
         loaded.add(name)
     missing = sorted(set(expected) - loaded)
     if missing or unexpected:
@@ -329,12 +329,10 @@ TEXT_ENCODER_KEEP_PRECISION = ("norm", "relative_attention_bias", "shared", "emb
 def load_text_encoder_fp8(folder: Path, plan: DevicePlan):
     """UMT5 with fp8 (e4m3) weight storage for its Linear layers and `plan.dtype` compute, converted
     tensor by tensor from the memory-mapped shards: no bf16 copy of the whole encoder ever exists."""
-    import torch
     from accelerate import init_empty_weights
-    from diffusers.hooks import apply_layerwise_casting
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+    from multitalk_desktop.engine.fp8 import enable_fp8_storage
 
     with init_empty_weights():
         model = UMT5EncoderModel(UMT5Config.from_pretrained(str(folder)))
@@ -343,8 +341,7 @@ def load_text_encoder_fp8(folder: Path, plan: DevicePlan):
     model.tie_weights()
     # On the empty model: its Linear weights become fp8 meta tensors, so fill_tied_model converts
     # each tensor as it is read.
-    apply_layerwise_casting(model, FP8_STORAGE, plan.dtype, skip_modules_pattern=TEXT_ENCODER_KEEP_PRECISION,
-                            skip_modules_classes=(torch.nn.Embedding,))
+    enable_fp8_storage(model, plan.dtype, skip=TEXT_ENCODER_KEEP_PRECISION)
     keep_ffn_input_in_compute_dtype(model)
     files = shard_files(folder, "model.safetensors.index.json", "model.safetensors")
     fill_tied_model(model, iter_tensors(files), plan.dtype, PARKED, "the UMT5 text encoder")
@@ -375,7 +372,7 @@ def fill_tied_model(model, tensors: Iterable[tuple[str, Any, Path]], dtype, devi
     names is loaded once, and every name points at that one loaded tensor afterwards."""
     from accelerate.utils import set_module_tensor_to_device
 
-    from multitalk_desktop.engine.fp8 import FP8_STORAGE
+    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
 
     expected = dict(model.named_parameters())  # tied parameters under their first name only
     first_names: dict[int, str] = {}
@@ -399,11 +396,11 @@ def fill_tied_model(model, tensors: Iterable[tuple[str, Any, Path]], dtype, devi
                 f"{tuple(expected[name].shape)}.",
                 "The model files do not belong together (a different model size or version).",
             )
-        target = dtype
-        if expected[name].dtype == FP8_STORAGE:
-            # Through the compute dtype first, as fill_from_tensors does.
-            tensor, target = tensor.to(dtype), FP8_STORAGE
-        set_module_tensor_to_device(model, name, device, value=tensor, dtype=target)
+        owner = fp8_parameter_owner(model, name)
+        if owner is not None:  # scaled fp8, through the compute dtype, as fill_from_tensors does
+            load_fp8_weight(owner, tensor, device)
+        else:
+            set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
         loaded.add(name)
     missing = sorted(set(expected) - loaded)
     if missing or unexpected:

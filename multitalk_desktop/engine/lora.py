@@ -53,6 +53,8 @@ def merge_lora(model, lora_path: Path, scale: float = 1.0) -> MergedLora:
     import torch
     from safetensors import safe_open
 
+    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight, read_weight
+
     params = dict(model.named_parameters())
     merged = MergedLora(Path(lora_path), scale)
     try:
@@ -90,7 +92,11 @@ def merge_lora(model, lora_path: Path, scale: float = 1.0) -> MergedLora:
                             f"{tuple(delta.shape)}, the model's {name} has {tuple(param.shape)}.",
                             "Use the rank-32 lightx2v LoRA made for Wan2.1 14B.",
                         )
-                    param.copy_((param.float() + delta.reshape(param.shape) * scale).to(param.dtype))
+                    owner = fp8_parameter_owner(model, name)
+                    if owner is not None:  # scaled fp8: add to the dequantised weight, requantise
+                        load_fp8_weight(owner, read_weight(owner) + delta.reshape(param.shape) * scale, param.device)
+                    else:
+                        param.copy_((param.float() + delta.reshape(param.shape) * scale).to(param.dtype))
                     merged.params.append(name)
     if not merged.params:
         raise ModelFilesError(f"The LoRA {Path(lora_path).name} changed nothing in the model.",
@@ -103,13 +109,19 @@ def restore_params(model, names: list[str], tensors_by_name) -> None:
     (name, tensor)), e.g. read again from the backbone's shards."""
     import torch
 
+    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
+
     params = dict(model.named_parameters())
     wanted = set(names)
     restored = set()
     with torch.no_grad():
         for name, tensor in tensors_by_name(wanted):
             if name in wanted:
-                params[name].copy_(tensor.to(device=params[name].device, dtype=params[name].dtype))
+                owner = fp8_parameter_owner(model, name)
+                if owner is not None:  # scaled fp8: quantised exactly as when it was loaded
+                    load_fp8_weight(owner, tensor, params[name].device)
+                else:
+                    params[name].copy_(tensor.to(device=params[name].device, dtype=params[name].dtype))
                 restored.add(name)
     if restored != wanted:
         missing = sorted(wanted - restored)[:3]

@@ -71,4 +71,4 @@ def test_compile_blocks_compiles_the_repeated_block(monkeypatch):
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compiled.append((type(self).__name__, kw)))
     assert compile_blocks(model)
     assert [name for name, _ in compiled] == ["MultiTalkTransformerBlock"] * len(model.blocks)
-    assert compiled[0][1] == {"fullgraph": False, "dynamic": False}
+    assert compiled[0][1] == {"fullgraph": False, "dynamic": False, "backend": "inductor"}

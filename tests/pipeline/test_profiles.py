@@ -114,12 +114,19 @@ def test_balanced_gives_exactly_the_frames_of_full(runs):
         assert np.array_equal(full, balanced)
 
 
-def test_fp8_and_low_stay_within_tolerance_of_full_and_low_equals_fp8(runs):
+# `low` also encodes the prompts with UMT5 in fp8 (host RAM), so it is no longer fp8 to the bit
+# (0.46 % / 0.82 % relative L2 on this two-clip job with the unscaled fp8 encoder; the scaled one
+# only moves it less).
+LOW_VS_FP8_MAX_REL_DIFF = 0.02
+
+
+def test_fp8_and_low_stay_within_tolerance_of_full_and_low_stays_near_fp8(runs):
     for clip, full in enumerate(runs["full"].latents):
         fp8, low = runs["fp8"].latents[clip], runs["low"].latents[clip]
-        assert torch.equal(fp8, low), clip
-        diff = rel_l2(fp8, full)
-        assert 0 < diff < FP8_MAX_REL_DIFF, (clip, diff)
+        assert rel_l2(low, fp8) < LOW_VS_FP8_MAX_REL_DIFF, clip
+        for profile, latents in (("fp8", fp8), ("low", low)):
+            diff = rel_l2(latents, full)
+            assert 0 < diff < FP8_MAX_REL_DIFF, (profile, clip, diff)
 
 
 def test_each_profile_holds_the_transformer_as_it_says(runs):
