@@ -56,7 +56,7 @@ class RunnerWorker(QObject):
         compile_blocks = settings.compile_blocks
         engine = make_engine(self._choice.kind, models_dir=models_dir, device=device,
                              profile=profile, step_seconds=self._choice.step_seconds,
-                             compile_blocks=compile_blocks)
+                             max_frames=settings.max_frames or None, compile_blocks=compile_blocks)
         # The settings it was made with, in the status bar's tooltip: which ones the next job uses.
         self.engine_state.emit("ready", f"{getattr(engine, 'name', 'engine')}: profile {profile}, "
                                f"device {device}, compile {'on' if compile_blocks else 'off'}, "
