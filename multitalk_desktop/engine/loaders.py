@@ -132,6 +132,10 @@ def release_text_encoder(models: LoadedModels) -> None:
         models.applied.other_modules = [m for m in models.applied.other_modules if m is not encoder]
     del encoder
     gc.collect()
+    import torch
+
+    if hasattr(torch._C, "_host_emptyCache"):
+        torch._C._host_emptyCache()  # pinned host blocks PyTorch cached while the encoder streamed
 
 
 def guard(load: Callable[[], Any], what: str) -> Any:

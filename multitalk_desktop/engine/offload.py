@@ -235,8 +235,12 @@ def stream_leaves(module: torch.nn.Module, device: torch.device) -> None:
     11.4 GB in bf16, which an 8 GB card running `balanced`/`low` cannot hold whole."""
     from diffusers.hooks import apply_group_offloading
 
+    # low_cpu_mem_usage: pin each layer's host copy on the fly while it is copied, instead of
+    # keeping a second, pinned (and power-of-two-rounded) copy of the whole encoder for good: in
+    # `low` that copy would put host RAM past the 28 GiB a 32 GB PC can give.
     apply_group_offloading(module, onload_device=device, offload_device=torch.device("cpu"),
-                           offload_type="leaf_level", use_stream=device.type == "cuda")
+                           offload_type="leaf_level", use_stream=device.type == "cuda",
+                           low_cpu_mem_usage=True)
     module._multitalk_streamed = True
 
 

@@ -32,3 +32,17 @@ def test_a_streamed_encoder_gives_the_same_output_as_the_whole_one():
     assert encoder._multitalk_streamed
     torch.testing.assert_close(streamed, whole)
     torch.testing.assert_close(again, whole)
+
+
+def test_a_streamed_encoder_keeps_no_second_pinned_copy_of_its_weights():
+    from multitalk_desktop.engine.offload import offload_groups
+
+    encoder = _tiny_umt5()
+    with on_device([encoder], "cpu", force_stream=True):
+        pass
+    groups = offload_groups(encoder)
+    assert groups and all(group.low_cpu_mem_usage for group in groups)
+    # Each group's host copy is the parameter's own storage, not a pinned duplicate.
+    for group in groups:
+        for param, host in group.cpu_param_dict.items():
+            assert host.data_ptr() == param.data.data_ptr()
