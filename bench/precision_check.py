@@ -39,16 +39,48 @@ def cast_like_checkpoint(model: torch.nn.Module, dtype: torch.dtype) -> None:
             param.data = param.data.to(dtype)
 
 
+def compare_fp8_storage(size: dict, device, inputs: dict, truth: dict, lines: list[str]) -> dict:
+    """The same weights stored in fp8 two ways, computed in float32 so that only the storage
+    differs: the engine's scaled fp8 and diffusers' unscaled layerwise casting."""
+    from multitalk_desktop.engine.fp8 import FP8_STORAGE, enable_fp8_storage, skip_patterns
+    from multitalk_desktop.engine.lean_ops import reference_ops
+
+    ways = {
+        "scaled fp8 (engine)": lambda m: enable_fp8_storage(m, torch.float32),
+        "unscaled fp8 (diffusers layerwise casting)": lambda m: m.enable_layerwise_casting(
+            storage_dtype=FP8_STORAGE, compute_dtype=torch.float32, skip_modules_pattern=skip_patterns(m)),
+    }
+    results = {}
+    for label, enable in ways.items():
+        model = gpu_bench.build_multitalk(size["transformer"], device, torch.float32, seed=0)  # same weights
+        enable(model)
+        contexts = gpu_bench.project_audio(model, inputs)
+        with reference_ops():
+            for kind in ("cond", "uncond"):
+                pred = gpu_bench.multitalk_pass(model, inputs, contexts, inputs["latents"], kind).float().cpu()
+                results[f"{kind}: {label} vs float32"] = rel(pred, truth[kind])
+        del model, contexts
+    for key, value in results.items():
+        lines.append(f"  {key:<60} {value:.3e}")
+    return results
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--latent-frames", type=int, default=None,
+                        help="fewer latent frames than a whole 81-frame clip (21): a CPU run at real width")
+    parser.add_argument("--fp8-only", action="store_true",
+                        help="only the fp8 weight-storage comparison (float32 compute), no bf16 passes")
     args = parser.parse_args(argv)
     from multitalk_desktop.engine.lean_ops import reference_ops
 
     size = dict(gpu_bench.SIZES["tiny" if args.tiny else "real"])
     size["transformer"] = {**size["transformer"], "num_layers": args.layers}
+    if args.latent_frames:
+        size["frames"] = 4 * (args.latent_frames - 1) + 1
     device = torch.device("cpu" if args.tiny or not torch.cuda.is_available() else "cuda")
     torch.backends.cuda.matmul.allow_tf32 = False  # a float32 truth: no TF32 in matmuls or convs
     torch.backends.cudnn.allow_tf32 = False
@@ -64,12 +96,16 @@ def main(argv=None) -> int:
         for kind in ("cond", "uncond"):
             truth[kind] = gpu_bench.multitalk_pass(model, inputs, contexts, inputs["latents"], kind).float().cpu()
     lines.append(f"float32 ground truth in {time.perf_counter() - started:.1f} s")
+    results: dict = {"fp8": compare_fp8_storage(size, device, inputs, truth, lines)}
+    if args.fp8_only:
+        lines.append(f"total {time.perf_counter() - started:.1f} s")
+        gpu_bench.print_and_save(lines, results, args.out)
+        return 0
 
     cast_like_checkpoint(model, torch.bfloat16)
     inputs = {k: (v.to(torch.bfloat16) if torch.is_floating_point(v) and k not in ("latents", "timestep", "masks") else v)
               for k, v in inputs.items()}
     contexts = gpu_bench.project_audio(model, inputs)
-    results: dict = {}
     for kind in ("cond", "uncond"):
         lean = gpu_bench.multitalk_pass(model, inputs, contexts, inputs["latents"], kind).float().cpu()
         with reference_ops():
