@@ -320,7 +320,7 @@ def load_text_encoder(wan: Path, plan: DevicePlan):
 
 def text_encoder_in_fp8(plan: DevicePlan) -> bool:
     """`low`: the fp8 transformer's 20.8 GiB of host RAM plus UMT5 in bf16 (10.6 GiB) would pass
-    the 28 GiB a 32 GB PC can give; with its Linear layers in fp8 UMT5 holds 6.3 GiB."""
+    the 28 GiB a 32 GB PC can give; with its Linear layers in scaled fp8 UMT5 holds 6.3 GiB."""
     return plan.spec.weights == "fp8" and plan.spec.encoders == "drop"
 
 

@@ -219,7 +219,7 @@ class MultiTalkPipeline:
             prompt = encode_prompt(models, inputs.prompt or "")
             negative = encode_prompt(models, inputs.negative_prompt or DEFAULT_NEGATIVE_PROMPT)
         if models.plan.spec.encoders == "drop":
-            release_text_encoder(models)  # `low`: 10.6 GiB of host RAM back before the clips
+            release_text_encoder(models)  # `low`: UMT5's 6.3 GiB of host RAM back before the clips
         fast = inputs.mode == "fast"
         shift = float(inputs.extra.get("shift") or (
             default_shift("720", fast) if inputs.resolution == "720p" else default_shift("480", fast)))
