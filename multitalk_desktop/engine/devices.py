@@ -34,6 +34,7 @@ class DevicePlan:
     profile: str  # the memory profile actually used
     warnings: tuple[str, ...] = ()
     profile_reason: str = ""  # why this profile (profiles.explain_choice, or "chosen by hand")
+    host_ram_gib: float | None = None  # available host RAM given to plan_device (None: measure it)
 
     @property
     def dtype(self):
@@ -98,7 +99,8 @@ def plan_device(
     except ValueError as err:
         raise MultiTalkError(f"Unknown memory profile {profile!r}.",
                              "Use auto, full, fp8, balanced or low.") from err
-    return DevicePlan(device, dtype, "float32", choice.profile, notes, choice.reason)
+    return DevicePlan(device, dtype, "float32", choice.profile, notes, choice.reason,
+                      host_ram_gib=resources[1] if resources else None)
 
 
 def warn_plan(plan: DevicePlan, real_models: bool) -> None:

@@ -62,6 +62,7 @@ class LoadedModels:
     lora_path: Path | None = None  # the fast-mode LoRA, when present
     notes: list[str] = field(default_factory=list)
     applied: Any = None  # profiles.AppliedProfile: `using(module)`, `new_clip(transformer)`
+    text_encoder_note: str | None = None  # set when `low` loaded UMT5 in 8 bits for the job
 
     @property
     def real_sized(self) -> bool:
@@ -116,10 +117,18 @@ def apply_memory_profile(transformer, plan: DevicePlan, other_modules: list):
 
 
 def text_encoder_for_job(models: LoadedModels):
-    """The UMT5 encoder, loaded again (memory-mapped, into host RAM) where `low` released it."""
+    """The UMT5 encoder, loaded again (memory-mapped, into host RAM) where `low` released it; in
+    8-bit storage when host RAM is short (`text_encoder_note` then says so for the job)."""
     if models.text_encoder is None:
-        models.text_encoder = guard(lambda: load_text_encoder(models.root / WAN_FOLDER, models.plan),
+        free = free_host_ram_gib(models.plan)
+        models.text_encoder = guard(lambda: load_text_encoder(models.root / WAN_FOLDER, models.plan, free),
                                     "the UMT5 text encoder")
+        models.text_encoder_note = None
+        if text_encoder_in_fp8(models.plan, free):
+            models.text_encoder_note = (
+                f"The prompts were encoded with the text encoder stored in 8 bits, because only "
+                f"{free:.1f} GB of RAM was free ({BF16_TEXT_ENCODER_FREE_RAM_GIB:g} GB gives full "
+                "precision); the video follows the prompt a little less closely.")
     return models.text_encoder
 
 
@@ -308,8 +317,8 @@ def load_tokenizer(wan: Path):
     return AutoTokenizer.from_pretrained(str(wan / "tokenizer"))
 
 
-def load_text_encoder(wan: Path, plan: DevicePlan):
-    if text_encoder_in_fp8(plan):
+def load_text_encoder(wan: Path, plan: DevicePlan, free_ram_gib: float | None = None):
+    if text_encoder_in_fp8(plan, free_ram_gib):
         return load_text_encoder_fp8(wan / "text_encoder", plan)
     from transformers import UMT5EncoderModel
 
@@ -318,10 +327,29 @@ def load_text_encoder(wan: Path, plan: DevicePlan):
     return model.eval().requires_grad_(False)
 
 
-def text_encoder_in_fp8(plan: DevicePlan) -> bool:
-    """`low`: the fp8 transformer's 20.8 GiB of host RAM plus UMT5 in bf16 (10.6 GiB) would pass
-    the 28 GiB a 32 GB PC can give; with its Linear layers in scaled fp8 UMT5 holds 6.3 GiB."""
-    return plan.spec.weights == "fp8" and plan.spec.encoders == "drop"
+# `low` loads UMT5 in full precision when this much host RAM is free at that moment: its 10.6 GiB
+# in bf16 (11.4 GiB anonymous peak measured while loading) plus 1.2 GiB to spare.
+BF16_TEXT_ENCODER_FREE_RAM_GIB = 12.6
+
+
+def text_encoder_in_fp8(plan: DevicePlan, free_ram_gib: float | None = None) -> bool:
+    """`low` on a PC short of RAM: the fp8 transformer's 20.8 GiB of host RAM plus UMT5 in bf16
+    (10.6 GiB) would pass the 28 GiB a 32 GB PC can give; with its Linear layers in scaled fp8 UMT5
+    holds 6.3 GiB. Where the RAM is free (a 48 GB PC), `low` keeps UMT5's full precision.
+    `free_ram_gib`: the host RAM free now (default: the plan's injected figure, else measured)."""
+    if not (plan.spec.weights == "fp8" and plan.spec.encoders == "drop"):
+        return False
+    return free_host_ram_gib(plan, free_ram_gib) < BF16_TEXT_ENCODER_FREE_RAM_GIB
+
+
+def free_host_ram_gib(plan: DevicePlan, free_ram_gib: float | None = None) -> float:
+    if free_ram_gib is not None:
+        return free_ram_gib
+    if plan.host_ram_gib is not None:
+        return plan.host_ram_gib
+    import psutil
+
+    return psutil.virtual_memory().available / 2**30
 
 
 # Kept out of UMT5's fp8 storage (only the Linear layers go to fp8): the norms and relative

@@ -231,6 +231,8 @@ class MultiTalkPipeline:
         start_clip = store.open()
         notes = list(prepared.notes)
         notes.append(models.plan.profile_note)
+        if models.text_encoder_note:
+            notes.append(models.text_encoder_note)
         if lora_note:
             notes.append(lora_note)
         if start_clip:
