@@ -211,15 +211,34 @@ def empty_transformer(config: dict):
         return MultiTalkTransformer3DModel(**config)
 
 
+def place_tensor(model, name: str, saved_name: str, tensor, path: Path, expected, device, dtype) -> None:
+    """Put one checkpoint tensor into the model: its shape checked against the parameter it fills,
+    then scaled fp8 (through the compute dtype, as enabling fp8 after loading would) where the
+    layer stores fp8, else `dtype`."""
+    from accelerate.utils import set_module_tensor_to_device
+
+    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
+
+    if tuple(tensor.shape) != tuple(expected.shape):
+        raise ModelFilesError(
+            f"{path.name}: tensor {saved_name} has shape {tuple(tensor.shape)}, the model expects "
+            f"{tuple(expected.shape)}.",
+            "The model files do not belong together (a different model size or version).",
+        )
+    owner = fp8_parameter_owner(model, name)
+    if owner is not None:
+        load_fp8_weight(owner, tensor, device)
+    else:
+        set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
+
+
 def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: DevicePlan,
                       device: str | None = None) -> None:
     """Place every tensor on `device` (the plan's by default) in its dtype (fp32 for the modules
     the model keeps in fp32; fp8 where fp8 storage was enabled on the empty model), then check
     that no parameter was left unloaded and no tensor was left over."""
     import torch
-    from accelerate.utils import set_module_tensor_to_device
 
-    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
 
     device = device or plan.device
 
@@ -232,18 +251,8 @@ def fill_from_tensors(model, tensors: Iterable[tuple[str, Any, Path]], plan: Dev
             if not IGNORED_KEYS.search(name):
                 unexpected.append(f"{name} (in {path.name})")
             continue
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ModelFilesError(
-                f"{path.name}: tensor {name} has shape {tuple(tensor.shape)}, the model expects "
-                f"{tuple(expected[name].shape)}.",
-                "The model files do not belong together (a different model size or version).",
-            )
-        owner = fp8_parameter_owner(model, name)
-        if owner is not None:  # scaled fp8, through the compute dtype as enabling it after loading
-            load_fp8_weight(owner, tensor, device)
-        else:
-            dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
-            set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
+        dtype = torch.float32 if keep_fp32 & set(name.split(".")) else plan.dtype
+        place_tensor(model, name, name, tensor, path, expected[name], device, dtype)
         loaded.add(name)
     missing = sorted(set(expected) - loaded)
     if missing or unexpected:
@@ -402,9 +411,7 @@ def fill_tied_model(model, tensors: Iterable[tuple[str, Any, Path]], dtype, devi
     """fill_from_tensors for a model with tied parameters and no fp32-kept modules (UMT5: `shared`
     and `encoder.embed_tokens` are one tensor): a tensor saved under any of a tied parameter's
     names is loaded once, and every name points at that one loaded tensor afterwards."""
-    from accelerate.utils import set_module_tensor_to_device
 
-    from multitalk_desktop.engine.fp8 import fp8_parameter_owner, load_fp8_weight
 
     expected = dict(model.named_parameters())  # tied parameters under their first name only
     first_names: dict[int, str] = {}
@@ -422,17 +429,7 @@ def fill_tied_model(model, tensors: Iterable[tuple[str, Any, Path]], dtype, devi
             continue
         if name in loaded:
             continue  # the same tied tensor saved under both names
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ModelFilesError(
-                f"{path.name}: tensor {saved_name} has shape {tuple(tensor.shape)}, the model expects "
-                f"{tuple(expected[name].shape)}.",
-                "The model files do not belong together (a different model size or version).",
-            )
-        owner = fp8_parameter_owner(model, name)
-        if owner is not None:  # scaled fp8, through the compute dtype, as fill_from_tensors does
-            load_fp8_weight(owner, tensor, device)
-        else:
-            set_module_tensor_to_device(model, name, device, value=tensor, dtype=dtype)
+        place_tensor(model, name, saved_name, tensor, path, expected[name], device, dtype)
         loaded.add(name)
     missing = sorted(set(expected) - loaded)
     if missing or unexpected:

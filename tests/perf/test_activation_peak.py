@@ -3,24 +3,12 @@ freed, ignores tensors made before it starts, and names the op at a block forwar
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
+from tests.perf.bench_scripts import load_bench
 from tests.perf.tiny import TINY
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "activation_peak.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("_activation_peak", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-activation_peak = _load()
+activation_peak = load_bench("activation_peak")
 
 
 def test_tracker_counts_allocations_and_subtracts_frees():

@@ -4,11 +4,11 @@ output difference, and deletes its folder."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "text_encoder_ram.py"
+from tests.perf.bench_scripts import load_bench
+
 TINY_UMT5 = dict(
     vocab_size=128, d_model=64, d_kv=16, d_ff=160, num_layers=2, num_heads=4,
     relative_attention_num_buckets=8, relative_attention_max_distance=32,
@@ -17,14 +17,7 @@ TINY_UMT5 = dict(
 )
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("_text_encoder_ram", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-text_encoder_ram = _load()
+text_encoder_ram = load_bench("text_encoder_ram")
 
 
 def test_checkpoint_has_the_diffusers_layout_with_the_tied_embedding_saved_once(tmp_path):
