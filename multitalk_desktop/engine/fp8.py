@@ -1,7 +1,8 @@
 """fp8 weight storage with bf16 (or fp32) compute: halves the big models' resident weights.
 
 Every Linear weight outside the skip patterns is stored as float8_e4m3fn with one power-of-two scale
-per tensor (`fp8_scale`, a Python float on the module), and the layer computes with the weight cast
+per tensor (`fp8_scale`, a 0-d float32 buffer: it moves with the module when offloaded, and a
+compiled block sees it as an input rather than a constant that differs per layer), and the layer computes with the weight cast
 up to the compute dtype and multiplied by its scale, so the arithmetic (and every activation)
 stays in the compute dtype; only the weight values are rounded to fp8 (3 mantissa bits).
 
@@ -38,7 +39,7 @@ class Fp8Linear(nn.Linear):
     """A Linear whose weight is stored in fp8 with a per-tensor scale (`fp8_scale`). Modules become
     this class in place (`enable_fp8_storage`), keeping their parameters, names and hooks."""
 
-    fp8_scale: float
+    fp8_scale: torch.Tensor  # 0-d float32 buffer
     fp8_compute_dtype: torch.dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,10 +86,13 @@ def enable_fp8_storage(
         weight = module.weight
         if weight.is_meta:
             module.weight = nn.Parameter(torch.empty_like(weight, dtype=FP8_STORAGE), requires_grad=False)
-            module.fp8_scale = 1.0
+            scale = 1.0
         else:
-            quantized, module.fp8_scale = quantize(weight.data, compute_dtype)
+            quantized, scale = quantize(weight.data, compute_dtype)
             module.weight = nn.Parameter(quantized, requires_grad=False)
+        device = weight.device if not weight.is_meta else torch.device("cpu")
+        module.register_buffer("fp8_scale", torch.tensor(scale, dtype=torch.float32, device=device),
+                               persistent=False)
         if module.bias is not None and module.bias.dtype != compute_dtype and not module.bias.is_meta:
             module.bias.data = module.bias.data.to(compute_dtype)
 
@@ -110,7 +114,7 @@ def load_fp8_weight(module: Fp8Linear, tensor: torch.Tensor, device: torch.devic
         module.weight = nn.Parameter(quantized.to(device), requires_grad=False)
     else:
         module.weight.data.copy_(quantized)
-    module.fp8_scale = scale
+    module.fp8_scale.fill_(scale)  # in place, wherever the buffer lives (GPU, pinned arena)
 
 
 def read_weight(module: nn.Module) -> torch.Tensor:

@@ -79,8 +79,17 @@ def test_loading_into_an_empty_fp8_model_equals_enabling_after_loading():
     for name, module in enabled.named_modules():
         if isinstance(module, Fp8Linear):
             other = empty.get_submodule(name)
-            assert other.fp8_scale == module.fp8_scale, name
+            assert torch.equal(other.fp8_scale, module.fp8_scale), name
             assert torch.equal(compute_weight(other, torch.float32), compute_weight(module, torch.float32)), name
+
+
+def test_the_scale_is_a_buffer_so_offloading_moves_it_and_compiled_blocks_take_it_as_input():
+    model = tiny_model()
+    enable_fp8_storage(model, torch.float32)
+    layer = model.blocks[0].attn1.to_q
+    buffers = dict(layer.named_buffers())
+    assert set(buffers) == {"fp8_scale"} and buffers["fp8_scale"].dtype == torch.float32
+    assert buffers["fp8_scale"].ndim == 0 and float(buffers["fp8_scale"]) > 0
 
 
 def test_lora_merge_and_restore_return_the_original_fp8_bits(tmp_path):
@@ -92,7 +101,7 @@ def test_lora_merge_and_restore_return_the_original_fp8_bits(tmp_path):
     original = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     enable_fp8_storage(model, torch.float32)
     target = model.blocks[0].attn1.to_q
-    before = (target.weight.detach().clone(), target.fp8_scale)
+    before = (target.weight.detach().clone(), target.fp8_scale.clone())
     generator = torch.Generator().manual_seed(2)
     lora = tmp_path / "lora.safetensors"
     save_file({
@@ -103,5 +112,5 @@ def test_lora_merge_and_restore_return_the_original_fp8_bits(tmp_path):
     assert merged.params == ["blocks.0.attn1.to_q.weight"]
     assert not torch.equal(target.weight.view(torch.uint8), before[0].view(torch.uint8))
     restore_params(model, merged.params, lambda names: [(n, original[n]) for n in names])
-    assert target.fp8_scale == before[1]
+    assert torch.equal(target.fp8_scale, before[1])
     assert torch.equal(target.weight.view(torch.uint8), before[0].view(torch.uint8))
