@@ -25,6 +25,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from diffusers.models.normalization import RMSNorm as DiffusersRMSNorm
 
 # Rows (tokens) of float32 temporaries at a time in the chunked ops: 8192 x 5120 x 4 B = 168 MB.
 TOKEN_CHUNK = 8192
@@ -86,8 +87,6 @@ def heads_rms_norm(norm: nn.Module, x: torch.Tensor, chunk: int | None = None) -
     temporaries exist for one chunk at a time. diffusers' RMSNorm keeps its rounding points
     (normalise in float32, round to the weight's dtype, multiply by the weight); any other norm
     (torch's nn.RMSNorm, which diffusers' Wan uses) is called on each chunk."""
-    from diffusers.models.normalization import RMSNorm as DiffusersRMSNorm
-
     if isinstance(norm, nn.Identity):
         return x
     if isinstance(norm, DiffusersRMSNorm) and norm.bias is None:

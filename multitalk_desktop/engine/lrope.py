@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from multitalk_desktop.engine.lean_ops import angle_rope_table, lean_enabled, rotate_pairs
+
 
 def label_ranges(class_range: int = 24, class_interval: int = 4) -> tuple[tuple[int, int], tuple[int, int], int]:
     """(person-1 range, person-2 range, background label) as the official attention derives them."""
@@ -57,8 +59,6 @@ def apply_rope_1d(
     """Rotate x [..., N, H, D] by positions [..., N] (broadcastable) over the full head dim, pairing
     interleaved dims (2i, 2i+1) as the official RotaryPositionalEmbedding1D does. float32 math.
     `out` may be x itself (the caller owns it)."""
-    from multitalk_desktop.engine.lean_ops import angle_rope_table, lean_enabled, rotate_pairs
-
     angles = rope_1d_angles(positions, x.shape[-1], x.device, base)
     if lean_enabled():
         return rotate_pairs(x, angle_rope_table(angles), out=out)

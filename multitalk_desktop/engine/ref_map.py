@@ -12,8 +12,8 @@ attention(q, k_ref, V) with V[j, c] = mask_c[j] / area_c. One `scaled_dot_produc
 probabilities. In fp32 it matches the reference to rounding (tests/perf); in bf16 the map moves by
 about bf16's resolution, which the benchmark reports next to the speed-up.
 
-Not wired into the model: the model file owns the processor. `fused_reference_map()` swaps it in
-for a block of code (the benchmark's comparison); adopting it for good is a one-line change there.
+The model uses this form (`transformer.reference_attention_map` calls it); `fused_reference_map()`
+swaps it in explicitly for a block of code, which the tests use to compare it with the explicit map.
 """
 
 from __future__ import annotations
